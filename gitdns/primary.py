@@ -1,0 +1,167 @@
+"""gitdns-primary: serve a git repository's zones; fetch and reload it on demand."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import defer, task, threads
+from twisted.logger import Logger
+
+from gitdns.authority import GitAuthority
+from gitdns.gitrepo import GitError, GitRepository, Remote, Snapshot
+from gitdns.respond import Reply, respond
+from gitdns.server import DNSStreamFactory, ListenerService, RequestDispatcher, ResponseCache
+from gitdns.zones import LoadResult, ZoneSet, load_zoneset
+
+log = Logger()
+
+# Seconds between attempts to reach an unreachable remote, growing to the last value.
+FETCH_RETRY = (5, 10, 30, 60, 120, 300)
+
+
+@dataclass(frozen=True)
+class PrimaryConfig:
+    remote: Remote
+    listen: list[tuple[str, int]] = field(default_factory=lambda: [("0.0.0.0", 53), ("::", 53)])
+    data_dir: str = "gitdns-data"
+
+
+def serial_increased(old: int, new: int) -> bool:
+    """RFC 1982 serial number arithmetic: is new greater than old?"""
+    return old != new and (new - old) % 2**32 < 2**31
+
+
+class Primary(service.MultiService):
+    def __init__(self, config: PrimaryConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.repo = GitRepository(os.path.join(config.data_dir, "repo.git"), config.remote)
+        self.authority = GitAuthority()
+        self.cache = ResponseCache()
+        self.authority.on_change(self._zones_changed)
+        dispatcher = RequestDispatcher(self.handle, self.cache)
+        streams = DNSStreamFactory(dispatcher)
+        for host, port in config.listen:
+            ListenerService(host, port, dispatcher, streams).setServiceParent(self)
+        self._syncing: defer.Deferred[None] | None = None
+        self._sync_again = False
+        self._fetched_at_start = False
+
+    def handle(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | None:
+        return respond(self.authority.zoneset, wire, tcp=tcp)
+
+    def prepare(self) -> None:
+        """Before the reactor runs: have a clone (clone it if none) and load it.
+
+        Raises GitError when there is no clone and the remote cannot be cloned.
+        """
+        os.makedirs(self.config.data_dir, mode=0o700, exist_ok=True)
+        if not self.repo.exists():
+            log.info("Cloning {remote}", remote=self.config.remote.url)
+            self.repo.clone_blocking()
+            self._fetched_at_start = True
+        self._load(self.repo.snapshot_blocking())
+
+    def startService(self) -> None:
+        super().startService()
+        self.repo.start()
+        if not self._fetched_at_start:
+            self.sync()
+
+    def stopService(self) -> defer.Deferred[None]:
+        d = defer.maybeDeferred(super().stopService)
+        d.addBoth(lambda result: self.repo.stop() or result)
+        return d
+
+    def sync(self) -> defer.Deferred[None]:
+        """Fetch the remote and reload; a sync asked for while one runs is run once after."""
+        if self._syncing is not None:
+            self._sync_again = True
+            return self._syncing
+        self._syncing = self._fetch_until_reached()
+
+        def done(result: object) -> object:
+            self._syncing = None
+            if self._sync_again:
+                self._sync_again = False
+                self.sync()
+            return result
+
+        return self._syncing.addBoth(done)
+
+    @defer.inlineCallbacks
+    def _fetch_until_reached(self):  # type: ignore[no-untyped-def]
+        from twisted.internet import reactor
+
+        for attempt in itertools.count():
+            try:
+                snapshot = yield self.repo.fetch()
+            except GitError as error:
+                delay = FETCH_RETRY[min(attempt, len(FETCH_RETRY) - 1)]
+                log.warn("{error}; trying again in {delay} s", error=str(error), delay=delay)
+                yield task.deferLater(reactor, delay, lambda: None)
+                continue
+            result = yield threads.deferToThread(
+                load_zoneset, snapshot.files, self.authority.zoneset
+            )
+            self._swap(snapshot, result)
+            return
+
+    def _load(self, snapshot: Snapshot) -> None:
+        self._swap(snapshot, load_zoneset(snapshot.files, self.authority.zoneset))
+
+    def _swap(self, snapshot: Snapshot, result: LoadResult) -> None:
+        for error in result.errors:
+            log.error("Zone not loaded: {error}", error=str(error))
+        self.authority.swap(result)
+        log.info(
+            "Serving {count} zones from commit {commit}",
+            count=len(result.zoneset.zones),
+            commit=snapshot.commit[:12],
+        )
+
+    def _zones_changed(self, result: LoadResult, previous: ZoneSet) -> None:
+        if result.zoneset.zones.keys() != previous.zones.keys():
+            self.cache.clear()
+        else:
+            self.cache.invalidate(result.changed)
+        for origin in sorted(result.changed):
+            old = previous.zones.get(origin)
+            new = result.zoneset.zones.get(origin)
+            if new is None:
+                log.info("Zone {zone} removed", zone=str(origin))
+            elif old is None:
+                log.info("Zone {zone} loaded, serial {serial}", zone=str(origin), serial=new.serial)
+            elif not serial_increased(old.serial, new.serial):
+                log.warn(
+                    "Zone {zone} changed but its serial {serial} did not increase",
+                    zone=str(origin),
+                    serial=new.serial,
+                )
+            else:
+                log.info(
+                    "Zone {zone} reloaded, serial {old} -> {serial}",
+                    zone=str(origin),
+                    old=old.serial,
+                    serial=new.serial,
+                )
+
+
+def make_primary(options: Mapping[str, Any]) -> Primary:
+    """The service for twistd's options; exits with one clear line when it cannot start."""
+    config = PrimaryConfig(
+        remote=options["remote"],
+        listen=options["listen"] or PrimaryConfig.__dataclass_fields__["listen"].default_factory(),
+        data_dir=options["data-dir"],
+    )
+    primary = Primary(config)
+    try:
+        primary.prepare()
+    except GitError as error:
+        raise SystemExit(f"gitdns-primary: {error}") from None
+    return primary

@@ -1,0 +1,249 @@
+"""The DNS listeners: UDP and TCP (RFC 7766) sockets in front of the pure core.
+
+This module only moves bytes. The hot path, a cached answer, is a dict lookup keyed by
+the request without its ID, and a two-byte ID patch: no dnspython object is built.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterable
+
+import dns.name
+import dns.rcode
+from twisted.application import service
+from twisted.internet import defer, interfaces, protocol, tcp, udp
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+
+from gitdns.respond import Reply, header_error
+
+log = Logger()
+
+# Requests without their ID -> responses without theirs. Bounded: past the limit the
+# table starts over, so a flood of distinct names cannot grow memory.
+CACHE_LIMIT = 200_000
+TCP_IDLE_TIMEOUT = 10.0
+TCP_MAX_CONNECTIONS = 150
+
+
+class ResponseCache:
+    """Rendered answers, dropped when a zone they were drawn from changes."""
+
+    def __init__(self, limit: int = CACHE_LIMIT) -> None:
+        self.limit = limit
+        self.udp: dict[bytes, bytes] = {}
+        self.tcp: dict[bytes, bytes] = {}
+        self._keys: dict[dns.name.Name, list[tuple[dict[bytes, bytes], bytes]]] = {}
+
+    def store(self, table: dict[bytes, bytes], request: bytes, reply: Reply) -> None:
+        if not reply.origins:
+            return
+        if len(self.udp) + len(self.tcp) >= self.limit:
+            self.clear()
+        key = request[2:]
+        table[key] = reply.wire[2:]
+        for origin in reply.origins:
+            self._keys.setdefault(origin, []).append((table, key))
+
+    def invalidate(self, origins: Iterable[dns.name.Name]) -> None:
+        for origin in origins:
+            for table, key in self._keys.pop(origin, ()):
+                table.pop(key, None)
+
+    def clear(self) -> None:
+        self.udp.clear()
+        self.tcp.clear()
+        self._keys.clear()
+
+
+Handler = Callable[[bytes, bool, tuple[str, int]], Reply | None]
+
+
+class RequestDispatcher:
+    """Runs the core for requests the cache cannot answer; no exception gets out."""
+
+    def __init__(self, handle: Handler, cache: ResponseCache) -> None:
+        self.handle = handle
+        self.cache = cache
+        self._reported: set[type] = set()
+
+    def dispatch(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> bytes | None:
+        try:
+            reply = self.handle(wire, tcp, peer)
+        except Exception as exc:
+            kind = type(exc)
+            if kind not in self._reported:
+                # Once per kind: a packet that triggers a bug must not flood the log.
+                self._reported.add(kind)
+                log.failure("Bug: exception answering a request from {peer}", peer=peer)
+            if len(wire) < 12 or wire[2] & 0x80:
+                return None
+            return header_error(wire, dns.rcode.SERVFAIL)
+        if reply is None:
+            return None
+        self.cache.store(self.cache.tcp if tcp else self.cache.udp, wire, reply)
+        return reply.wire
+
+
+class DNSDatagramProtocol(protocol.DatagramProtocol):
+    noisy = False
+
+    def __init__(self, dispatcher: RequestDispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.cache = dispatcher.cache.udp
+
+    def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
+        cached = self.cache.get(data[2:])
+        if cached is not None:
+            self.transport.write(data[:2] + cached, addr)
+            return
+        response = self.dispatcher.dispatch(data, False, addr)
+        if response is not None:
+            self.transport.write(response, addr)
+
+
+class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
+    """Length-prefixed messages (RFC 1035 4.2.2), pipelined, answered in order."""
+
+    def __init__(self, factory: DNSStreamFactory) -> None:
+        self.factory = factory
+        self.buffer = b""
+
+    def connectionMade(self) -> None:
+        self.peer = self.transport.getPeer()
+        self.setTimeout(self.factory.idle_timeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        self.buffer += data
+        cache = self.factory.dispatcher.cache.tcp
+        while len(self.buffer) >= 2:
+            length = int.from_bytes(self.buffer[:2], "big")
+            if len(self.buffer) < 2 + length:
+                return
+            message, self.buffer = self.buffer[2 : 2 + length], self.buffer[2 + length :]
+            cached = cache.get(message[2:])
+            if cached is not None:
+                response = message[:2] + cached
+            else:
+                response = self.factory.dispatcher.dispatch(
+                    message, True, (self.peer.host, self.peer.port)
+                )
+                if response is None:
+                    continue
+            self.transport.write(len(response).to_bytes(2, "big") + response)
+
+    def timeoutConnection(self) -> None:
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.setTimeout(None)
+        self.factory.connections.discard(self)
+
+
+class DNSStreamFactory(protocol.Factory):
+    noisy = False
+
+    def __init__(
+        self,
+        dispatcher: RequestDispatcher,
+        idle_timeout: float = TCP_IDLE_TIMEOUT,
+        max_connections: int = TCP_MAX_CONNECTIONS,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.connections: set[DNSStreamProtocol] = set()
+
+    def buildProtocol(self, addr: interfaces.IAddress) -> DNSStreamProtocol | None:
+        if len(self.connections) >= self.max_connections:
+            log.warn(
+                "TCP connection from {peer} refused: {count} connections open",
+                peer=getattr(addr, "host", addr),
+                count=len(self.connections),
+            )
+            return None
+        connection = DNSStreamProtocol(self)
+        self.connections.add(connection)
+        return connection
+
+
+def _only_v6(sock: socket.socket) -> socket.socket:
+    # [::]:53 must not claim IPv4 too, or 0.0.0.0:53 could not be bound beside it.
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    return sock
+
+
+class _UDPPort(udp.Port):
+    def createInternetSocket(self) -> socket.socket:
+        return _only_v6(super().createInternetSocket())
+
+
+class _TCPPort(tcp.Port):
+    def createInternetSocket(self) -> socket.socket:
+        return _only_v6(super().createInternetSocket())
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); raises ValueError."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"listen address {text!r} is not HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"listen address {text!r}: write IPv6 addresses as [ADDR]:PORT")
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        raise ValueError(f"listen address {text!r}: {host!r} is not an IP address") from None
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address {text!r}: bad port {port!r}")
+    return host, int(port)
+
+
+class ListenerService(service.Service):
+    """UDP and TCP sockets on one address, bound while still privileged (before -u/-g)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        dispatcher: RequestDispatcher,
+        stream_factory: DNSStreamFactory,
+        reactor: object = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.dispatcher = dispatcher
+        self.stream_factory = stream_factory
+        self.reactor = reactor
+        self.ports: list[object] = []
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        if self.reactor is None:
+            from twisted.internet import reactor
+
+            self.reactor = reactor
+        udp_port = _UDPPort(
+            self.port,
+            DNSDatagramProtocol(self.dispatcher),
+            self.host,
+            maxPacketSize=65535,
+            reactor=self.reactor,
+        )
+        udp_port.startListening()
+        self.ports.append(udp_port)
+        tcp_port = _TCPPort(
+            udp_port.getHost().port, self.stream_factory, 50, self.host, self.reactor
+        )
+        tcp_port.startListening()
+        self.ports.append(tcp_port)
+        log.info("Listening on {host} port {port} (UDP and TCP)", host=self.host, port=self.port)
+
+    def stopService(self) -> defer.Deferred[object]:
+        super().stopService()
+        ports, self.ports = self.ports, []
+        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])

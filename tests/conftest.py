@@ -1,0 +1,88 @@
+"""pytest fixtures that start real peers and always stop them (see peers.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import pytest
+
+from tests.peers import Gitdns, Named, Server, gitdns_plugin_available, which
+
+S = TypeVar("S", bound=Server)
+
+
+def require_named() -> None:
+    if which("named") is None:
+        pytest.skip("BIND named is not installed")
+
+
+def require_gitdns() -> None:
+    if not gitdns_plugin_available():
+        pytest.skip("twisted/plugins has no gitdns plugin yet")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    item.stash.setdefault(_FAILED, False)
+    if report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+class Servers:
+    """Starts servers and stops every one of them at teardown, in reverse order."""
+
+    def __init__(self) -> None:
+        self.started: list[Server] = []
+
+    def __call__(self, server: S) -> S:
+        self.started.append(server)  # registered first: stopped even if start() raises
+        server.start()
+        return server
+
+    def stop_all(self, show_logs: bool = False) -> None:
+        for s in reversed(self.started):
+            if show_logs:
+                print(f"--- {s.name} {s.host}:{s.port} log tail ---\n{s.log_tail(80)}")
+            s.stop()
+        self.started.clear()
+
+
+@pytest.fixture
+def servers(request: pytest.FixtureRequest) -> Iterator[Servers]:
+    """``servers(Named({...}))`` starts a server stopped at the end of the test;
+    on failure its log tail is printed in the teardown section."""
+    s = Servers()
+    try:
+        yield s
+    finally:
+        s.stop_all(show_logs=request.node.stash.get(_FAILED, False))
+
+
+@pytest.fixture(scope="module")
+def module_servers() -> Iterator[Servers]:
+    """Like ``servers`` but shared by a module's tests."""
+    s = Servers()
+    try:
+        yield s
+    finally:
+        s.stop_all()
+
+
+@pytest.fixture
+def named(servers: Servers) -> Callable[..., Named]:
+    """Factory: ``named({"example.": text}, keys=..., options=...)`` -> started Named."""
+    require_named()
+    return lambda *a, **kw: servers(Named(*a, **kw))
+
+
+@pytest.fixture
+def gitdns(servers: Servers) -> Callable[..., Gitdns]:
+    """Factory: ``gitdns({"example": text}, args=[...])`` -> started Gitdns."""
+    require_gitdns()
+    return lambda *a, **kw: servers(Gitdns(*a, **kw))

@@ -1,0 +1,67 @@
+"""twistd plugins: gitdns-primary (and later gitdns-secondary, gitdns-acme). Thin on purpose."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import IPlugin
+from twisted.python import usage
+from zope.interface import implementer
+
+if TYPE_CHECKING:
+    from gitdns.primary import Primary
+
+
+class PrimaryOptions(usage.Options):
+    synopsis = "--remote URL [--branch NAME] [--listen HOST:PORT ...] [--data-dir DIR]"
+    optParameters = [
+        [
+            "remote",
+            "r",
+            None,
+            "Git remote: path, file://, ssh://, git@host:path or https:// URL; "
+            "URL#branch selects a branch.",
+        ],
+        ["branch", "b", None, "Branch to serve (default: the remote's default branch)."],
+        ["data-dir", "d", "gitdns-data", "Directory for the clone and state."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, value: str) -> None:
+        """Address to serve DNS on, HOST:PORT or [V6]:PORT; repeat for several
+        (default 0.0.0.0:53 and [::]:53)."""
+        from gitdns.server import parse_listen
+
+        try:
+            self["listen"].append(parse_listen(value))
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+
+    def postOptions(self) -> None:
+        from gitdns.gitrepo import Remote
+
+        if not self["remote"]:
+            raise usage.UsageError("--remote is required")
+        try:
+            self["remote"] = Remote.parse(self["remote"], self["branch"])
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+
+
+@implementer(IServiceMaker, IPlugin)
+class PrimaryMaker:
+    tapname = "gitdns-primary"
+    description = "Authoritative DNS primary serving the zones of a git repository."
+    options = PrimaryOptions
+
+    def makeService(self, options: PrimaryOptions) -> Primary:
+        from gitdns.primary import make_primary
+
+        return make_primary(options)
+
+
+gitdns_primary = PrimaryMaker()
