@@ -6,6 +6,7 @@ the request without its ID, and a two-byte ID patch: no dnspython object is buil
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Callable, Iterable
 
@@ -24,6 +25,10 @@ log = Logger()
 # table starts over, so a flood of distinct names cannot grow memory.
 CACHE_LIMIT = 200_000
 TCP_IDLE_TIMEOUT = 10.0
+# Larger UDP requests are cut short (and fail to parse: FORMERR). recvfrom() allocates
+# this much per datagram, so 64 KiB would cost more than the whole cached answer;
+# clients send anything that large over TCP.
+UDP_RECEIVE_SIZE = 4096
 TCP_MAX_CONNECTIONS = 150
 
 
@@ -135,7 +140,7 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
             self.transport.write(len(response).to_bytes(2, "big") + response)
 
     def timeoutConnection(self) -> None:
-        self.transport.abortConnection()
+        self.transport.loseConnection()
 
     def connectionLost(self, reason: object = None) -> None:
         self.setTimeout(None)
@@ -169,6 +174,11 @@ class DNSStreamFactory(protocol.Factory):
         return connection
 
 
+_DROPPED_SEND_ERRORS = frozenset(
+    {errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH}
+)
+
+
 def _only_v6(sock: socket.socket) -> socket.socket:
     # [::]:53 must not claim IPv4 too, or 0.0.0.0:53 could not be bound beside it.
     if sock.family == socket.AF_INET6:
@@ -179,6 +189,21 @@ def _only_v6(sock: socket.socket) -> socket.socket:
 class _UDPPort(udp.Port):
     def createInternetSocket(self) -> socket.socket:
         return _only_v6(super().createInternetSocket())
+
+    def write(self, datagram: bytes, addr: tuple[str, int] | None = None) -> None:
+        """Send to an address recvfrom() gave us: no need to validate it as udp.Port does.
+
+        That validation costs more than the rest of a cached answer. A reply that
+        cannot be sent now (full buffer, ICMP error pending) is dropped like a lost
+        packet; the client retries.
+        """
+        try:
+            self.socket.sendto(datagram, addr)
+        except BlockingIOError:
+            pass
+        except OSError as error:
+            if error.errno not in _DROPPED_SEND_ERRORS:
+                raise
 
 
 class _TCPPort(tcp.Port):
@@ -231,7 +256,7 @@ class ListenerService(service.Service):
             self.port,
             DNSDatagramProtocol(self.dispatcher),
             self.host,
-            maxPacketSize=65535,
+            maxPacketSize=UDP_RECEIVE_SIZE,
             reactor=self.reactor,
         )
         udp_port.startListening()

@@ -293,6 +293,8 @@ class Named(Server):
     ``zones`` maps zone name -> zone file text (primary zones), or is a sequence of
     ``NamedZone`` for secondaries/extra per-zone options.  ``keys`` become ``key``
     statements; ``options`` are raw statements appended inside ``options { }``.
+    ``host`` must be an address configured on an interface (named only listens on
+    those): 127.0.0.1 here, not other 127.0.0.x.
     """
 
     name = "named"

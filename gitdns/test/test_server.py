@@ -1,0 +1,150 @@
+"""The listeners on real loopback sockets: cache, invalidation, TCP framing and limits."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+from twisted.internet import defer, threads
+from twisted.trial.unittest import TestCase
+
+from gitdns.authority import GitAuthority
+from gitdns.respond import respond
+from gitdns.server import (
+    DNSStreamFactory,
+    ListenerService,
+    RequestDispatcher,
+    ResponseCache,
+    parse_listen,
+)
+from gitdns.test.zonedata import EXAMPLE, zoneset
+from gitdns.zones import LoadResult
+
+
+class Served:
+    """A ZoneSet behind real sockets on 127.0.0.1, as the primary wires it."""
+
+    def __init__(self, max_connections: int = 150, idle_timeout: float = 10.0) -> None:
+        self.authority = GitAuthority(zoneset())
+        self.cache = ResponseCache()
+        self.calls = 0
+
+        def handle(wire: bytes, tcp: bool, peer: tuple[str, int]):
+            self.calls += 1
+            return respond(self.authority.zoneset, wire, tcp=tcp)
+
+        self.dispatcher = RequestDispatcher(handle, self.cache)
+        self.streams = DNSStreamFactory(self.dispatcher, idle_timeout, max_connections)
+        self.listener = ListenerService("127.0.0.1", 0, self.dispatcher, self.streams)
+        self.listener.privilegedStartService()
+        self.listener.startService()
+        self.port = self.listener.ports[0].getHost().port
+
+    def ask(self, qname: str, qtype: str = "A", tcp: bool = False) -> defer.Deferred:
+        query = dns.message.make_query(qname, qtype)
+        send = dns.query.tcp if tcp else dns.query.udp
+        return threads.deferToThread(send, query, "127.0.0.1", timeout=5, port=self.port)
+
+
+class ServerTests(TestCase):
+    def setUp(self) -> None:
+        self.served = Served()
+        self.addCleanup(self.served.listener.stopService)
+
+    @defer.inlineCallbacks
+    def test_udp_and_tcp_answers(self):
+        for tcp in (False, True):
+            response = yield self.served.ask("ns1.example.", tcp=tcp)
+            self.assertEqual(response.answer[0].to_text(), "ns1.example. 3600 IN A 192.0.2.53")
+
+    @defer.inlineCallbacks
+    def test_second_answer_comes_from_cache_with_its_own_id(self):
+        first = yield self.served.ask("mail.example.")
+        second = yield self.served.ask("mail.example.")
+        self.assertEqual(self.served.calls, 1)
+        self.assertEqual(first.answer, second.answer)
+        self.assertNotEqual(first.id, second.id)
+
+    @defer.inlineCallbacks
+    def test_changed_zone_invalidates_its_answers(self):
+        yield self.served.ask("mail.example.")
+        new = zoneset(example=EXAMPLE.replace("192.0.2.25", "192.0.2.26"))
+        self.served.authority.on_change(
+            lambda result, previous: self.served.cache.invalidate(result.changed)
+        )
+        self.served.authority.swap(LoadResult(new, [], frozenset({dns.name.from_text("example.")})))
+        response = yield self.served.ask("mail.example.")
+        self.assertEqual(response.answer[0][0].address, "192.0.2.26")
+
+    @defer.inlineCallbacks
+    def test_pipelined_tcp_queries_answered_in_order(self):
+        def pipeline() -> tuple[list[dns.message.Message], list[dns.message.Message]]:
+            queries = [
+                dns.message.make_query(n, "A")
+                for n in ("ns1.example.", "mail.example.", "nope.example.")
+            ]
+            with socket.create_connection(("127.0.0.1", self.served.port), timeout=5) as sock:
+                wires = [query.to_wire() for query in queries]
+                sock.sendall(b"".join(len(w).to_bytes(2, "big") + w for w in wires))
+                return [dns.query.receive_tcp(sock, expiration=None)[0] for _ in queries], queries
+
+        responses, queries = yield threads.deferToThread(pipeline)
+        self.assertEqual([r.id for r in responses], [q.id for q in queries])
+        self.assertEqual(responses[2].rcode(), dns.rcode.NXDOMAIN)
+
+    @defer.inlineCallbacks
+    def test_garbage_does_not_stop_service(self):
+        def send_garbage() -> None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                for packet in (b"", b"\x00", b"\xff" * 11, b"\x00" * 12, b"\xff" * 600):
+                    sock.sendto(packet, ("127.0.0.1", self.served.port))
+
+        yield threads.deferToThread(send_garbage)
+        response = yield self.served.ask("ns1.example.")
+        self.assertEqual(response.rcode(), dns.rcode.NOERROR)
+
+
+def _read_or_reset(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(10)
+    except ConnectionResetError:
+        return b""
+
+
+class TCPLimitTests(TestCase):
+    @defer.inlineCallbacks
+    def test_connection_cap_and_idle_timeout(self):
+        served = Served(max_connections=2, idle_timeout=0.5)
+        self.addCleanup(served.listener.stopService)
+
+        def hold_two_then_third() -> tuple[bytes, list[bytes]]:
+            held = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(2)]
+            try:
+                time.sleep(0.2)
+                with socket.create_connection(("127.0.0.1", served.port), timeout=5) as third:
+                    refused = third.recv(10)
+                time.sleep(1.0)
+                # Both idle connections were closed by the server: reads see EOF.
+                closed = [_read_or_reset(sock) for sock in held]
+                return refused, closed
+            finally:
+                for sock in held:
+                    sock.close()
+
+        refused, closed = yield threads.deferToThread(hold_two_then_third)
+        self.assertEqual(refused, b"")
+        self.assertEqual(closed, [b"", b""])
+        response = yield served.ask("ns1.example.", tcp=True)
+        self.assertEqual(response.rcode(), dns.rcode.NOERROR)
+
+
+class ParseListenTests(TestCase):
+    def test_forms(self) -> None:
+        self.assertEqual(parse_listen("127.0.0.1:53"), ("127.0.0.1", 53))
+        self.assertEqual(parse_listen("[::1]:5353"), ("::1", 5353))
+        for bad in ("127.0.0.1", "::1:53", "host:53", "127.0.0.1:99999", "127.0.0.1:x"):
+            self.assertRaises(ValueError, parse_listen, bad)
