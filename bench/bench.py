@@ -5,7 +5,7 @@ Same generated zone (~1000 names) and the same query file (90 % existing names,
 127.0.0.x address and a free port, pinned to one CPU; dnsperf (one thread) is
 pinned to another CPU.  Every server is started and stopped here, temp dirs removed.
 
-Usage: bench/queries.sh [--duration 20] [--clients 10] [--outstanding 100]
+Usage: bench/queries.sh [--duration 20] [--clients 20] [--outstanding 300]
                         [--servers gitdns,nsd,named,twistd-dns] [--names 1000]
 """
 
@@ -16,6 +16,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -137,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=20, help="seconds per server")
-    p.add_argument("--clients", type=int, default=10, help="dnsperf -c")
-    p.add_argument("--outstanding", type=int, default=100, help="dnsperf -q")
+    p.add_argument("--clients", type=int, default=20, help="dnsperf -c")
+    p.add_argument("--outstanding", type=int, default=300, help="dnsperf -q")
     p.add_argument("--max-qps", type=int, default=0, help="dnsperf -Q (0: unlimited)")
     p.add_argument("--names", type=int, default=1000, help="names in the zone")
     p.add_argument("--servers", default="gitdns,nsd,named,twistd-dns")
@@ -146,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("-v", "--verbose", action="store_true", help="print dnsperf output")
     args = p.parse_args(argv)
+    # SIGTERM (e.g. from `timeout`) unwinds through the finally blocks that stop servers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     for tool in ("dnsperf", "taskset"):
         if which(tool) is None:

@@ -2,7 +2,7 @@
 # dnsperf against gitdns, NSD, BIND (named -n 1) and twistd dns on the same zone and
 # query file; prints qps per server and the ratios gitdns/NSD, gitdns/BIND,
 # gitdns/twistd-dns.  Options (see bench/bench.py --help):
-#   --duration SECONDS (default 20)  --clients N (10)  --outstanding N (100)
+#   --duration SECONDS (default 20)  --clients N (20)  --outstanding N (300)
 #   --max-qps N (unlimited)  --servers gitdns,nsd,named,twistd-dns  -v
 # Example: bench/queries.sh --duration 5 --servers nsd,named
 set -eu

@@ -6,6 +6,7 @@ in-process; the listeners use the same ZoneSet through the pure core.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import dns.message
@@ -15,25 +16,25 @@ from twisted.internet import defer
 from twisted.names import common, error
 from twisted.names import dns as tdns
 
-from gitdns.respond import respond
-from gitdns.zones import LoadResult, ZoneSet
+from gitdns.respond import Served, respond
+from gitdns.zones import LoadResult
 
-ChangeListener = Callable[[LoadResult, ZoneSet], None]
+ChangeListener = Callable[[LoadResult, Served], None]
 
 
 class GitAuthority(common.ResolverBase):
-    def __init__(self, zoneset: ZoneSet | None = None) -> None:
+    def __init__(self, served: Served | None = None) -> None:
         super().__init__()
-        self.zoneset = zoneset or ZoneSet()
+        self.served = served or Served()
         self._listeners: list[ChangeListener] = []
 
     def on_change(self, listener: ChangeListener) -> None:
-        """Call listener(result, previous zoneset) after every swap."""
+        """Call listener(result, previously served) after every swap."""
         self._listeners.append(listener)
 
-    def swap(self, result: LoadResult) -> None:
-        """Serve result's ZoneSet from now on: one reference assignment, so atomic."""
-        previous, self.zoneset = self.zoneset, result.zoneset
+    def swap(self, served: Served, result: LoadResult) -> None:
+        """Serve served from now on: one reference assignment, so atomic."""
+        previous, self.served = self.served, served
         for listener in self._listeners:
             listener(result, previous)
 
@@ -41,7 +42,7 @@ class GitAuthority(common.ResolverBase):
         self, name: bytes, cls: int, type: int, timeout: object
     ) -> defer.Deferred[tuple[list, list, list]]:
         query = dns.message.make_query(dns.name.from_text(name.decode("ascii")), type, cls)
-        reply = respond(self.zoneset, query.to_wire(), tcp=True)
+        reply = respond(self.served, query.to_wire(), tcp=True, now=int(time.time()))
         assert reply is not None
         message = tdns.Message()
         message.fromStr(reply.wire)

@@ -10,13 +10,15 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer, task, threads
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from gitdns.authority import GitAuthority
 from gitdns.gitrepo import GitError, GitRepository, Remote, Snapshot
-from gitdns.respond import Reply, respond
+from gitdns.keys import KeyLoad, is_key_file, load_keys, may
+from gitdns.respond import Reply, Served, respond
 from gitdns.server import DNSStreamFactory, ListenerService, RequestDispatcher, ResponseCache
-from gitdns.zones import LoadResult, ZoneSet, load_zoneset
+from gitdns.zones import LoadResult, load_zoneset
 
 log = Logger()
 
@@ -29,6 +31,8 @@ class PrimaryConfig:
     remote: Remote
     listen: list[tuple[str, int]] = field(default_factory=lambda: [("0.0.0.0", 53), ("::", 53)])
     data_dir: str = "gitdns-data"
+    # --axfr: zone transfers without a key.
+    open_axfr: bool = False
 
 
 def serial_increased(old: int, new: int) -> bool:
@@ -37,7 +41,7 @@ def serial_increased(old: int, new: int) -> bool:
 
 
 class Primary(service.MultiService):
-    def __init__(self, config: PrimaryConfig) -> None:
+    def __init__(self, config: PrimaryConfig, clock: IReactorTime | None = None) -> None:
         super().__init__()
         self.config = config
         self.repo = GitRepository(os.path.join(config.data_dir, "repo.git"), config.remote)
@@ -51,9 +55,13 @@ class Primary(service.MultiService):
         self._syncing: defer.Deferred[None] | None = None
         self._sync_again = False
         self._fetched_at_start = False
+        self._keys: KeyLoad | None = None
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
 
     def handle(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | None:
-        return respond(self.authority.zoneset, wire, tcp=tcp)
+        return respond(self.authority.served, wire, tcp=tcp, now=int(self.clock.seconds()))
 
     def prepare(self) -> None:
         """Before the reactor runs: have a clone (clone it if none) and load it.
@@ -96,42 +104,50 @@ class Primary(service.MultiService):
 
     @defer.inlineCallbacks
     def _fetch_until_reached(self):  # type: ignore[no-untyped-def]
-        from twisted.internet import reactor
-
         for attempt in itertools.count():
             try:
                 snapshot = yield self.repo.fetch()
             except GitError as error:
                 delay = FETCH_RETRY[min(attempt, len(FETCH_RETRY) - 1)]
                 log.warn("{error}; trying again in {delay} s", error=str(error), delay=delay)
-                yield task.deferLater(reactor, delay, lambda: None)
+                yield task.deferLater(self.clock, delay, lambda: None)
                 continue
             result = yield threads.deferToThread(
-                load_zoneset, snapshot.files, self.authority.zoneset
+                load_zoneset, snapshot.files, self.authority.served.zones
             )
             self._swap(snapshot, result)
             return
 
     def _load(self, snapshot: Snapshot) -> None:
-        self._swap(snapshot, load_zoneset(snapshot.files, self.authority.zoneset))
+        self._swap(snapshot, load_zoneset(snapshot.files, self.authority.served.zones))
 
     def _swap(self, snapshot: Snapshot, result: LoadResult) -> None:
         for error in result.errors:
             log.error("Zone not loaded: {error}", error=str(error))
-        self.authority.swap(result)
+        key_files = {f.name: f.data for f in snapshot.files if is_key_file(f.name)}
+        self._keys = load_keys(key_files, self._keys)
+        for warning in self._keys.warnings:
+            log.warn("Key ignored: {warning}", warning=warning)
+        served = Served(
+            zones=result.zoneset,
+            keyring=self._keys.tsig_keyring(),
+            may=may,
+            open_axfr=self.config.open_axfr,
+        )
+        self.authority.swap(served, result)
         log.info(
             "Serving {count} zones from commit {commit}",
             count=len(result.zoneset.zones),
             commit=snapshot.commit[:12],
         )
 
-    def _zones_changed(self, result: LoadResult, previous: ZoneSet) -> None:
-        if result.zoneset.zones.keys() != previous.zones.keys():
+    def _zones_changed(self, result: LoadResult, previous: Served) -> None:
+        if result.zoneset.zones.keys() != previous.zones.zones.keys():
             self.cache.clear()
         else:
             self.cache.invalidate(result.changed)
         for origin in sorted(result.changed):
-            old = previous.zones.get(origin)
+            old = previous.zones.zones.get(origin)
             new = result.zoneset.zones.get(origin)
             if new is None:
                 log.info("Zone {zone} removed", zone=str(origin))
@@ -158,6 +174,7 @@ def make_primary(options: Mapping[str, Any]) -> Primary:
         remote=options["remote"],
         listen=options["listen"] or PrimaryConfig.__dataclass_fields__["listen"].default_factory(),
         data_dir=options["data-dir"],
+        open_axfr=bool(options["axfr"]),
     )
     primary = Primary(config)
     try:

@@ -6,7 +6,8 @@ decides what to do with the result (send it, cache it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import dns.exception
 import dns.flags
@@ -19,6 +20,9 @@ import dns.rdatatype
 import dns.renderer
 
 from gitdns.answer import Answer, resolve
+from gitdns.keys import Operation
+from gitdns.tsig import Keyring, Signature, add_signature, check
+from gitdns.xfr import axfr_messages
 from gitdns.zones import ZoneSet
 
 # The payload we offer and accept at most over UDP (DNS flag day 2020: no fragments).
@@ -39,19 +43,66 @@ META_TYPES = frozenset(
 TRANSFER_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 
 
+Permission = Callable[[dns.name.Name, Operation, dns.name.Name], bool]
+
+
+def _nobody(keyname: dns.name.Name, operation: Operation, zone: dns.name.Name) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Served:
+    """Everything answers are drawn from, replaced as one on reload."""
+
+    zones: ZoneSet = field(default_factory=ZoneSet)
+    keyring: Keyring = field(default_factory=dict)
+    # may(key name, operation, zone): the access rule of SPEC.md.
+    may: Permission = _nobody
+    # --axfr: transfers without a key.
+    open_axfr: bool = False
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A zone transfer to stream: its messages and what to log about it."""
+
+    kind: str
+    zone: dns.name.Name
+    serial: int
+    keyname: dns.name.Name | None
+    messages: Iterator[bytes]
+
+
 @dataclass(frozen=True)
 class Reply:
     wire: bytes
     # The zones this answer was drawn from; an unsigned answer with origins may be
     # cached until one of them changes.
     origins: frozenset[dns.name.Name] = frozenset()
+    transfer: Transfer | None = None
 
 
-def respond(zoneset: ZoneSet, wire: bytes, *, tcp: bool) -> Reply | None:
+@dataclass(frozen=True)
+class Request:
+    query: dns.message.Message
+    tcp: bool
+    now: int
+    signature: Signature | None
+
+    def reply(self, answer: Answer) -> bytes:
+        limit = TCP_LIMIT if self.tcp else udp_limit(self.query)
+        return render(self.query, answer, limit=limit, signature=self.signature, now=self.now)
+
+    def error(self, rcode: int) -> Reply:
+        return Reply(self.reply(Answer(rcode=rcode)))
+
+
+def respond(served: Served, wire: bytes, *, tcp: bool, now: int) -> Reply | None:
     """The response to one request, or None when it must be dropped silently.
 
     Requests that cannot be parsed get FORMERR when their header can be read; responses
-    (QR set) and fragments shorter than a header get nothing.
+    (QR set) and fragments shorter than a header get nothing. now is the time in
+    seconds since the epoch.
     """
     if len(wire) < 12 or wire[2] & 0x80:
         return None
@@ -60,15 +111,23 @@ def respond(zoneset: ZoneSet, wire: bytes, *, tcp: bool) -> Reply | None:
     except dns.message.ShortHeader:
         return None
     except Exception:
-        # Malformed in any way dnspython notices: FORMERR, built from the header alone.
+        # Malformed in any way dnspython notices (a TSIG record not last included):
+        # FORMERR, built from the header alone.
         return Reply(header_error(wire, dns.rcode.FORMERR))
+    signature = None
+    if query.had_tsig:
+        signature = check(wire, query, served.keyring)
+        if signature.rcode == dns.rcode.FORMERR:
+            return Reply(Request(query, tcp, now, None).reply(Answer(rcode=dns.rcode.FORMERR)))
+        if not signature.ok:
+            return Request(query, tcp, now, signature).error(signature.rcode)
+    request = Request(query, tcp, now, signature)
     opcode = query.opcode()
     if opcode == dns.opcode.QUERY:
-        return answer_query(zoneset, query, tcp=tcp)
+        return answer_query(served, request)
     if opcode in (dns.opcode.NOTIFY, dns.opcode.UPDATE):
-        # Both need a key with access to the zone; none is configured yet.
-        return Reply(error(query, dns.rcode.REFUSED, tcp=tcp))
-    return Reply(error(query, dns.rcode.NOTIMP, tcp=tcp))
+        return request.error(dns.rcode.REFUSED)
+    return request.error(dns.rcode.NOTIMP)
 
 
 def header_error(wire: bytes, rcode: int) -> bytes:
@@ -80,22 +139,41 @@ def header_error(wire: bytes, rcode: int) -> bytes:
     return response.to_wire()
 
 
-def answer_query(zoneset: ZoneSet, query: dns.message.Message, *, tcp: bool) -> Reply:
+def answer_query(served: Served, request: Request) -> Reply:
+    query = request.query
     if len(query.question) != 1:
-        return Reply(error(query, dns.rcode.FORMERR, tcp=tcp))
+        return request.error(dns.rcode.FORMERR)
     if query.edns > 0:
-        return Reply(error(query, dns.rcode.BADVERS, tcp=tcp))
+        return request.error(dns.rcode.BADVERS)
     question = query.question[0]
     if question.rdtype in META_TYPES:
-        return Reply(error(query, dns.rcode.NOTIMP, tcp=tcp))
+        return request.error(dns.rcode.NOTIMP)
     if question.rdclass != dns.rdataclass.IN:
-        return Reply(error(query, dns.rcode.REFUSED, tcp=tcp))
+        return request.error(dns.rcode.REFUSED)
     if question.rdtype in TRANSFER_TYPES:
-        # Zone transfers need a key with transfer access; none is configured yet.
-        return Reply(error(query, dns.rcode.REFUSED, tcp=tcp))
-    answer = resolve(zoneset, question.name, question.rdtype)
-    wire = render(query, answer, limit=TCP_LIMIT if tcp else udp_limit(query))
-    return Reply(wire, frozenset(answer.origins))
+        return answer_transfer(served, request)
+    answer = resolve(served.zones, question.name, question.rdtype)
+    # Signed answers are never cached: each carries its own MAC.
+    origins = frozenset(answer.origins) if request.signature is None else frozenset()
+    return Reply(request.reply(answer), origins)
+
+
+def answer_transfer(served: Served, request: Request) -> Reply:
+    """AXFR, and IXFR answered AXFR-style (RFC 1995 4): TCP only, with transfer access."""
+    if not request.tcp:
+        return request.error(dns.rcode.REFUSED)
+    question = request.query.question[0]
+    zone = served.zones.zones.get(question.name)
+    signature = request.signature
+    allowed = served.open_axfr or (
+        signature is not None and served.may(signature.keyname, Operation.TRANSFER, question.name)
+    )
+    if zone is None or not allowed:
+        return request.error(dns.rcode.NOTAUTH)
+    messages = axfr_messages(zone, request.query, signature, request.now)
+    kind = dns.rdatatype.to_text(question.rdtype)
+    keyname = signature.keyname if signature else None
+    return Reply(b"", transfer=Transfer(kind, zone.origin, zone.serial, keyname, messages))
 
 
 def udp_limit(query: dns.message.Message) -> int:
@@ -105,11 +183,14 @@ def udp_limit(query: dns.message.Message) -> int:
     return max(512, min(query.payload, UDP_PAYLOAD))
 
 
-def error(query: dns.message.Message, rcode: int, *, tcp: bool) -> bytes:
-    return render(query, Answer(rcode=rcode), limit=TCP_LIMIT if tcp else udp_limit(query))
-
-
-def render(query: dns.message.Message, answer: Answer, *, limit: int) -> bytes:
+def render(
+    query: dns.message.Message,
+    answer: Answer,
+    *,
+    limit: int,
+    signature: Signature | None = None,
+    now: int = 0,
+) -> bytes:
     """Render the response to query, truncating at whole RRsets when it exceeds limit.
 
     Answer and authority RRsets that do not fit set TC (RFC 2181 9); additional
@@ -122,8 +203,7 @@ def render(query: dns.message.Message, answer: Answer, *, limit: int) -> bytes:
     flags |= rcode_flags
     edns = query.edns >= 0 or answer.rcode > 15
     renderer = dns.renderer.Renderer(query.id, flags, limit)
-    if edns:
-        renderer.reserve(OPT_SIZE)
+    renderer.reserve((OPT_SIZE if edns else 0) + (signature.reserve() if signature else 0))
     for question in query.question:
         renderer.add_question(question.name, question.rdtype, question.rdclass)
     try:
@@ -144,4 +224,6 @@ def render(query: dns.message.Message, answer: Answer, *, limit: int) -> bytes:
     if edns:
         renderer.add_edns(0, ednsflags, UDP_PAYLOAD)
     renderer.write_header()
+    if signature is not None:
+        add_signature(renderer, signature, now)
     return renderer.get_wire()

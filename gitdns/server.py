@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import dns.name
 import dns.rcode
 from twisted.application import service
-from twisted.internet import defer, interfaces, protocol, tcp, udp
+from twisted.internet import defer, interfaces, protocol, task, tcp, udp
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
 
-from gitdns.respond import Reply, header_error
+from gitdns.respond import Reply, Transfer, header_error
 
 log = Logger()
 
@@ -73,7 +74,7 @@ class RequestDispatcher:
         self.cache = cache
         self._reported: set[type] = set()
 
-    def dispatch(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> bytes | None:
+    def dispatch(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | None:
         try:
             reply = self.handle(wire, tcp, peer)
         except Exception as exc:
@@ -84,11 +85,10 @@ class RequestDispatcher:
                 log.failure("Bug: exception answering a request from {peer}", peer=peer)
             if len(wire) < 12 or wire[2] & 0x80:
                 return None
-            return header_error(wire, dns.rcode.SERVFAIL)
-        if reply is None:
-            return None
-        self.cache.store(self.cache.tcp if tcp else self.cache.udp, wire, reply)
-        return reply.wire
+            return Reply(header_error(wire, dns.rcode.SERVFAIL))
+        if reply is not None:
+            self.cache.store(self.cache.tcp if tcp else self.cache.udp, wire, reply)
+        return reply
 
 
 class DNSDatagramProtocol(protocol.DatagramProtocol):
@@ -103,17 +103,22 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
         if cached is not None:
             self.transport.write(data[:2] + cached, addr)
             return
-        response = self.dispatcher.dispatch(data, False, addr)
-        if response is not None:
-            self.transport.write(response, addr)
+        reply = self.dispatcher.dispatch(data, False, addr)
+        if reply is not None and reply.wire:
+            self.transport.write(reply.wire, addr)
 
 
 class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
-    """Length-prefixed messages (RFC 1035 4.2.2), pipelined, answered in order."""
+    """Length-prefixed messages (RFC 1035 4.2.2), pipelined, answered in order.
+
+    A zone transfer is streamed cooperatively, so other clients are served meanwhile;
+    requests pipelined behind it wait until it is done.
+    """
 
     def __init__(self, factory: DNSStreamFactory) -> None:
         self.factory = factory
         self.buffer = b""
+        self.streaming: task.CooperativeTask | None = None
 
     def connectionMade(self) -> None:
         self.peer = self.transport.getPeer()
@@ -122,28 +127,80 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
         self.buffer += data
+        self._process()
+
+    def _process(self) -> None:
         cache = self.factory.dispatcher.cache.tcp
-        while len(self.buffer) >= 2:
+        while len(self.buffer) >= 2 and self.streaming is None:
             length = int.from_bytes(self.buffer[:2], "big")
             if len(self.buffer) < 2 + length:
                 return
             message, self.buffer = self.buffer[2 : 2 + length], self.buffer[2 + length :]
             cached = cache.get(message[2:])
             if cached is not None:
-                response = message[:2] + cached
+                self._send(message[:2] + cached)
+                continue
+            reply = self.factory.dispatcher.dispatch(
+                message, True, (self.peer.host, self.peer.port)
+            )
+            if reply is None:
+                continue
+            if reply.transfer is not None:
+                self._stream(reply.transfer)
             else:
-                response = self.factory.dispatcher.dispatch(
-                    message, True, (self.peer.host, self.peer.port)
+                self._send(reply.wire)
+
+    def _send(self, wire: bytes) -> None:
+        self.transport.write(len(wire).to_bytes(2, "big") + wire)
+
+    def _stream(self, transfer: Transfer) -> None:
+        counts = [0, 0]
+
+        def send_all() -> Iterator[None]:
+            for wire in transfer.messages:
+                self._send(wire)
+                counts[0] += 1
+                counts[1] += len(wire)
+                self.resetTimeout()
+                yield None
+
+        def done(result: object) -> None:
+            self.streaming = None
+            log.info(
+                "{kind} of {zone} serial {serial} to {peer} (key {key}): "
+                "{messages} messages, {size} bytes",
+                kind=transfer.kind,
+                zone=str(transfer.zone),
+                serial=transfer.serial,
+                peer=self.peer.host,
+                key=str(transfer.keyname) if transfer.keyname else "none",
+                messages=counts[0],
+                size=counts[1],
+            )
+            self._process()
+
+        def failed(reason: Failure) -> None:
+            self.streaming = None
+            if not reason.check(task.TaskStopped):
+                log.failure(
+                    "{kind} of {zone} to {peer} failed",
+                    reason,
+                    kind=transfer.kind,
+                    zone=str(transfer.zone),
+                    peer=self.peer.host,
                 )
-                if response is None:
-                    continue
-            self.transport.write(len(response).to_bytes(2, "big") + response)
+            self.transport.loseConnection()
+
+        self.streaming = task.cooperate(send_all())
+        self.streaming.whenDone().addCallbacks(done, failed)
 
     def timeoutConnection(self) -> None:
         self.transport.loseConnection()
 
     def connectionLost(self, reason: object = None) -> None:
         self.setTimeout(None)
+        if self.streaming is not None:
+            self.streaming.stop()
         self.factory.connections.discard(self)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -10,6 +11,17 @@ import pytest
 from tests.peers import Gitdns, Named, Server, gitdns_plugin_available, which
 
 S = TypeVar("S", bound=Server)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (e.g. from `timeout`) interrupts like Ctrl-C, so fixture teardown still
+    # stops the servers instead of leaving them running.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def require_named() -> None:

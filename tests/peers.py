@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import dns.exception
@@ -175,10 +175,8 @@ class Server:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGTERM)
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    pass
             # Kill anything left in the session we created (the process itself if it
             # ignored SIGTERM, and children it forked).
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -97,14 +97,11 @@ ns2.sub         AAAA 2001:db8::202
 MiXeD           A    192.0.2.7
 UPPER.Case      TXT  "mixed case owner"
 ; long TXT RRset (> 1232 octets): truncated over UDP
-big             TXT  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
-big             TXT  "1 ddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee" "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
-big             TXT  "2 gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg" "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh" "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"
-big             TXT  "3 jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj" "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk" "llllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll"
-big             TXT  "4 mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm" "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn" "oooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooo"
-big             TXT  "5 pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp" "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq" "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"
-big             TXT  "6 ssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss" "tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt" "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu"
-"""
+""" + "".join(
+    # 7 TXT records of 3 strings of ~70 octets each: about 1500 octets of rdata
+    f'big TXT "{i} {chr(97 + 3 * i) * 70}" "{chr(98 + 3 * i) * 72}" "{chr(99 + 3 * i) * 71}"\n'
+    for i in range(7)
+)
 
 # (query name, type, why); the query name's case is sent as written.
 QUERIES: list[tuple[str, str, str]] = [

@@ -10,14 +10,21 @@ import dns.rcode
 import dns.rdatatype
 from twisted.trial.unittest import SynchronousTestCase
 
-from gitdns.respond import respond
+from gitdns.respond import Served, respond
 from gitdns.test.zonedata import EXAMPLE, zoneset
+from gitdns.zones import ZoneSet
+
+NOW = 1_700_000_000
 
 BIG_TXT = "".join(f'big TXT "{"x" * 200} {i}"\n' for i in range(12))
 
 
-def ask(wire: bytes, *, tcp: bool = False, zones=None) -> dns.message.Message:
-    reply = respond(zones or zoneset(), wire, tcp=tcp)
+def served(zones: ZoneSet | None = None) -> Served:
+    return Served(zones or zoneset())
+
+
+def ask(wire: bytes, *, tcp: bool = False, zones: ZoneSet | None = None) -> dns.message.Message:
+    reply = respond(served(zones), wire, tcp=tcp, now=NOW)
     assert reply is not None
     return dns.message.from_wire(reply.wire)
 
@@ -51,10 +58,10 @@ class RespondTests(SynchronousTestCase):
     def test_responses_are_dropped(self) -> None:
         query = dns.message.make_query("ns1.example.", "A")
         query.flags |= dns.flags.QR
-        self.assertIsNone(respond(zoneset(), query.to_wire(), tcp=False))
+        self.assertIsNone(respond(served(), query.to_wire(), tcp=False, now=NOW))
 
     def test_short_garbage_is_dropped(self) -> None:
-        self.assertIsNone(respond(zoneset(), b"\x12\x34\x01", tcp=False))
+        self.assertIsNone(respond(served(), b"\x12\x34\x01", tcp=False, now=NOW))
 
     def test_unparsable_is_formerr_with_id(self) -> None:
         wire = dns.message.make_query("ns1.example.", "A").to_wire()[:-3]
@@ -89,7 +96,7 @@ class RespondTests(SynchronousTestCase):
         zones = zoneset(example=EXAMPLE + BIG_TXT)
         for use_edns, limit in ((False, 512), (0, 1232)):
             query = dns.message.make_query("big.example.", "TXT", use_edns=use_edns, payload=4096)
-            reply = respond(zones, query.to_wire(), tcp=False)
+            reply = respond(served(zones), query.to_wire(), tcp=False, now=NOW)
             self.assertLessEqual(len(reply.wire), limit)
             response = dns.message.from_wire(reply.wire)
             self.assertTrue(response.flags & dns.flags.TC)
@@ -105,7 +112,7 @@ class RespondTests(SynchronousTestCase):
 
     def test_client_payload_below_512_means_512(self) -> None:
         query = dns.message.make_query("example.", "NS", use_edns=0, payload=100)
-        reply = respond(zoneset(), query.to_wire(), tcp=False)
+        reply = respond(served(), query.to_wire(), tcp=False, now=NOW)
         self.assertFalse(dns.message.from_wire(reply.wire).flags & dns.flags.TC)
 
     def test_dropped_additional_does_not_truncate(self) -> None:
@@ -123,7 +130,11 @@ class RespondTests(SynchronousTestCase):
         self.assertLess(sum(len(r) for r in response.additional), 40)
 
     def test_cacheable_answers_name_their_zone(self) -> None:
-        reply = respond(zoneset(), dns.message.make_query("ns1.example.", "A").to_wire(), tcp=False)
+        reply = respond(
+            served(), dns.message.make_query("ns1.example.", "A").to_wire(), tcp=False, now=NOW
+        )
         self.assertEqual({str(o) for o in reply.origins}, {"example."})
-        refused = respond(zoneset(), dns.message.make_query("a.test.", "A").to_wire(), tcp=False)
+        refused = respond(
+            served(), dns.message.make_query("a.test.", "A").to_wire(), tcp=False, now=NOW
+        )
         self.assertEqual(refused.origins, frozenset())

@@ -13,7 +13,7 @@ from twisted.internet import defer, threads
 from twisted.trial.unittest import TestCase
 
 from gitdns.authority import GitAuthority
-from gitdns.respond import respond
+from gitdns.respond import Served, respond
 from gitdns.server import (
     DNSStreamFactory,
     ListenerService,
@@ -25,17 +25,17 @@ from gitdns.test.zonedata import EXAMPLE, zoneset
 from gitdns.zones import LoadResult
 
 
-class Served:
+class Listening:
     """A ZoneSet behind real sockets on 127.0.0.1, as the primary wires it."""
 
     def __init__(self, max_connections: int = 150, idle_timeout: float = 10.0) -> None:
-        self.authority = GitAuthority(zoneset())
+        self.authority = GitAuthority(Served(zoneset()))
         self.cache = ResponseCache()
         self.calls = 0
 
         def handle(wire: bytes, tcp: bool, peer: tuple[str, int]):
             self.calls += 1
-            return respond(self.authority.zoneset, wire, tcp=tcp)
+            return respond(self.authority.served, wire, tcp=tcp, now=int(time.time()))
 
         self.dispatcher = RequestDispatcher(handle, self.cache)
         self.streams = DNSStreamFactory(self.dispatcher, idle_timeout, max_connections)
@@ -52,7 +52,7 @@ class Served:
 
 class ServerTests(TestCase):
     def setUp(self) -> None:
-        self.served = Served()
+        self.served = Listening()
         self.addCleanup(self.served.listener.stopService)
 
     @defer.inlineCallbacks
@@ -118,7 +118,7 @@ def _read_or_reset(sock: socket.socket) -> bytes:
 class TCPLimitTests(TestCase):
     @defer.inlineCallbacks
     def test_connection_cap_and_idle_timeout(self):
-        served = Served(max_connections=2, idle_timeout=0.5)
+        served = Listening(max_connections=2, idle_timeout=0.5)
         self.addCleanup(served.listener.stopService)
 
         def hold_two_then_third() -> tuple[bytes, list[bytes]]:

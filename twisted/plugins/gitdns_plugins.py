@@ -15,6 +15,14 @@ if TYPE_CHECKING:
 
 class PrimaryOptions(usage.Options):
     synopsis = "--remote URL [--branch NAME] [--listen HOST:PORT ...] [--data-dir DIR]"
+    optFlags = [
+        [
+            "axfr",
+            None,
+            "Allow zone transfers without a key (by default a TSIG key with "
+            "transfer access is needed).",
+        ],
+    ]
     optParameters = [
         [
             "remote",
