@@ -15,6 +15,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
+from gitdns.keys import is_key_file
 from gitdns.zonefile import ZoneFileError, read_rrsets
 
 SOA = dns.rdatatype.SOA
@@ -78,7 +79,7 @@ def zone_name(filename: str) -> dns.name.Name | None:
 
     Key files (``_keys``, ``X._keys``) and dot files are not zones.
     """
-    if filename.startswith(".") or filename == "_keys" or filename.endswith("._keys"):
+    if filename.startswith(".") or is_key_file(filename):
         return None
     try:
         return dns.name.from_text(filename)

@@ -456,11 +456,6 @@ def commit(repo: Path, files: Mapping[str, str | None], message: str = "change")
     return repo
 
 
-def gitdns_plugin_available() -> bool:
-    plugins = ROOT / "twisted" / "plugins"
-    return any("gitdns" in p.name and p.suffix == ".py" for p in plugins.glob("*.py"))
-
-
 class Gitdns(Server):
     """``twistd -n --pidfile= gitdns-primary --remote REPO --listen HOST:PORT --data-dir DIR``.
 

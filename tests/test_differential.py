@@ -47,7 +47,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from tests.conftest import Servers, require_gitdns, require_named
+from tests.conftest import Servers, require_named
 from tests.peers import Gitdns, Named, Nsd, Server, which
 
 ZONE = r"""$ORIGIN example.
@@ -182,10 +182,9 @@ def pair(module_servers: Servers) -> Iterator[Pair]:
     kind = _subject_kind()
     if kind == "nsd":
         if which("nsd") is None:
-            pytest.skip("nsd is not installed")
+            pytest.fail("nsd is not installed: run scripts/setup.sh")
         subject: Server = Nsd({"example.": ZONE}, options=["minimal-responses: yes"])
     else:
-        require_gitdns()
         subject = Gitdns({"example": ZONE})
     reference = module_servers(Named({"example.": ZONE}))
     module_servers(subject)

@@ -1,0 +1,79 @@
+"""twistd -n gitdns-primary on a real git repository, queried with dig over UDP and TCP."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.peers import TWISTD, Gitdns, commit, dig, make_repo
+
+MIRAGE = """\
+$ORIGIN mirage.
+$TTL 3600
+@	SOA	ns1	hostmaster	1	86400	7200	1048576	3600
+@	NS	ns1
+ns1     A       127.0.0.1
+www	A	1.1.1.1
+"""
+KEYS = "personal._update.mirage. DNSKEY 0 3 163 kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg=\n"
+
+
+def test_dig_over_udp_and_tcp(gitdns) -> None:
+    server = gitdns({"mirage": MIRAGE}, files={"mirage._keys": KEYS})
+    for transport in ("+notcp", "+tcp"):
+        out = dig(transport, "+short", "www.mirage", "A", port=server.port)
+        assert out.strip() == "1.1.1.1", (transport, out)
+    full = dig("+tcp", "mirage", "ANY", port=server.port)
+    assert "flags: qr aa;" in full
+    assert "ns1.mirage.\t\t3600\tIN\tA\t127.0.0.1" in full  # additional section
+    assert "status: REFUSED" in dig("www.example.com", "A", port=server.port)
+    assert "status: NXDOMAIN" in dig("nope.mirage", "A", port=server.port)
+
+
+def test_keys_are_never_served(gitdns) -> None:
+    server = gitdns({"mirage": MIRAGE}, files={"mirage._keys": KEYS})
+    for qname in ("personal._update.mirage", "mirage._keys", "_keys"):
+        out = dig(qname, "ANY", port=server.port)
+        assert "kJJq" not in out
+    assert "personal" not in server.log() and "kJJq" not in server.log()
+
+
+def test_bad_zone_is_reported_and_others_served(gitdns) -> None:
+    broken = "$ORIGIN broken.\n@ 300 SOA ns hm 1 2 3 4 5\n@ 300 NS ns\nns 300 A 1.2.3\n"
+    server = gitdns({"mirage": MIRAGE, "broken": broken})
+    assert dig("+short", "www.mirage", port=server.port).strip() == "1.1.1.1"
+    assert "status: REFUSED" in dig("ns.broken", port=server.port)
+    assert "broken:4:" in server.log()
+
+
+def test_unreachable_remote_serves_existing_clone(gitdns, tmp_path) -> None:
+    server = gitdns({"mirage": MIRAGE})
+    server.stop(remove=False)
+    moved = tmp_path / "moved"
+    server.repo.rename(moved)
+    server.start()
+    try:
+        assert dig("+short", "www.mirage", port=server.port).strip() == "1.1.1.1"
+    finally:
+        moved.rename(server.repo)
+
+
+def test_no_clone_and_no_remote_exits_with_one_line(tmp_path) -> None:
+    result = subprocess.run(
+        [TWISTD, "-n", "--pidfile=", "gitdns-primary", "--remote", str(tmp_path / "missing"),
+         "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("gitdns-primary: cannot clone ")
+
+
+def test_branch_selection(tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo", {"mirage": MIRAGE})
+    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "-b", "staging"], check=True)
+    commit(repo, {"mirage": MIRAGE.replace("1.1.1.1", "2.2.2.2").replace("\t1\t", "\t2\t")})
+    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
+    server = Gitdns({"mirage": MIRAGE}, remote=f"{repo}#staging")
+    with server:
+        assert dig("+short", "www.mirage", port=server.port).strip() == "2.2.2.2"
