@@ -8,17 +8,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import dns.message
+import dns.name
 from twisted.application import service
 from twisted.internet import defer, task, threads
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from gitdns.authority import GitAuthority
+from gitdns.client import query_tcp_then_udp
 from gitdns.gitrepo import GitError, GitRepository, Remote, Snapshot
-from gitdns.keys import KeyLoad, is_key_file, load_keys, may
-from gitdns.respond import Reply, Served, respond
+from gitdns.keys import Key, KeyLoad, is_key_file, load_keys, may
+from gitdns.notify import ATTEMPT_TIMEOUT, Notifier, Target, notify_targets
+from gitdns.respond import Event, NotifyReceived, Reply, Served, respond
 from gitdns.server import DNSStreamFactory, ListenerService, RequestDispatcher, ResponseCache
-from gitdns.zones import LoadResult, load_zoneset
+from gitdns.zones import LoadResult, Zone, load_zoneset
 
 log = Logger()
 
@@ -33,6 +37,8 @@ class PrimaryConfig:
     data_dir: str = "gitdns-data"
     # --axfr: zone transfers without a key.
     open_axfr: bool = False
+    # Port our NOTIFYs go to (53; another for test setups on one machine).
+    notify_port: int = 53
 
 
 def serial_increased(old: int, new: int) -> bool:
@@ -59,9 +65,68 @@ class Primary(service.MultiService):
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
+        self.notifier = Notifier(clock, self._send_notify)
+        # Secondaries that registered with a signed SOA query: zone -> address -> key.
+        self.registered: dict[dns.name.Name, dict[str, Key]] = {}
 
     def handle(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | None:
-        return respond(self.authority.served, wire, tcp=tcp, now=int(self.clock.seconds()))
+        reply = respond(self.authority.served, wire, tcp=tcp, now=int(self.clock.seconds()))
+        if reply is not None and reply.event is not None:
+            self._handle_event(reply.event, peer[0])
+        return reply
+
+    def _handle_event(self, event: Event, peer: str) -> None:
+        if isinstance(event, NotifyReceived):
+            if event.accepted:
+                log.info(
+                    "NOTIFY for {zone} from {peer} (key {key}): fetching {remote}",
+                    zone=str(event.zone),
+                    peer=peer,
+                    key=str(event.keyname),
+                    remote=self.config.remote.url,
+                )
+                self.sync()
+            else:
+                log.warn(
+                    "NOTIFY for {zone} from {peer} refused: {reason}",
+                    zone=str(event.zone),
+                    peer=peer,
+                    reason=f"key {event.keyname} may not notify it"
+                    if event.keyname
+                    else "not signed",
+                )
+            return
+        key = self._keys.keyring.get(event.keyname) if self._keys else None
+        if key is None:
+            return
+        known = self.registered.setdefault(event.zone, {})
+        if known.get(peer) == key:
+            return
+        known[peer] = key
+        log.info(
+            "Secondary {peer} (key {key}) registered for {zone}",
+            peer=peer,
+            key=str(key.name),
+            zone=str(event.zone),
+        )
+        zones = self.authority.served.zones.zones
+        for zone in zones.values() if event.zone == dns.name.root else [zones.get(event.zone)]:
+            if zone is not None:
+                self.notifier.notify(zone, [Target(peer, key)])
+
+    def _send_notify(self, address: str, message: dns.message.Message) -> defer.Deferred:
+        return query_tcp_then_udp(
+            self.clock, address, self.config.notify_port, message, ATTEMPT_TIMEOUT
+        )
+
+    def notify_zone(self, zone: Zone) -> None:
+        """NOTIFY every secondary of zone (SPEC.md "Primary")."""
+        registered = {
+            **self.registered.get(dns.name.root, {}),
+            **self.registered.get(zone.origin, {}),
+        }
+        keys = self._keys.keyring.values() if self._keys else ()
+        self.notifier.notify(zone, notify_targets(zone, keys, registered))
 
     def prepare(self) -> None:
         """Before the reactor runs: have a clone (clone it if none) and load it.
@@ -78,10 +143,13 @@ class Primary(service.MultiService):
     def startService(self) -> None:
         super().startService()
         self.repo.start()
+        for zone in self.authority.served.zones.zones.values():
+            self.notify_zone(zone)
         if not self._fetched_at_start:
             self.sync()
 
     def stopService(self) -> defer.Deferred[None]:
+        self.notifier.stop()
         d = defer.maybeDeferred(super().stopService)
         d.addBoth(lambda result: self.repo.stop() or result)
         return d
@@ -125,9 +193,11 @@ class Primary(service.MultiService):
         for error in result.errors:
             log.error("Zone not loaded: {error}", error=str(error))
         key_files = {f.name: f.data for f in snapshot.files if is_key_file(f.name)}
+        old_keys = self._keys.keyring if self._keys else {}
         self._keys = load_keys(key_files, self._keys)
         for warning in self._keys.warnings:
             log.warn("Key ignored: {warning}", warning=warning)
+        added = [key for name, key in self._keys.keyring.items() if old_keys.get(name) != key]
         served = Served(
             zones=result.zoneset,
             keyring=self._keys.tsig_keyring(),
@@ -140,6 +210,12 @@ class Primary(service.MultiService):
             count=len(result.zoneset.zones),
             commit=snapshot.commit[:12],
         )
+        if self.running and added and old_keys:
+            # A secondary added by a new key hears about its zones at once.
+            for zone in result.zoneset.zones.values():
+                if zone.origin not in result.changed:
+                    targets = notify_targets(zone, added)
+                    self.notifier.notify(zone, [t for t in targets if t.key is not None])
 
     def _zones_changed(self, result: LoadResult, previous: Served) -> None:
         if result.zoneset.zones.keys() != previous.zones.zones.keys():
@@ -149,6 +225,9 @@ class Primary(service.MultiService):
         for origin in sorted(result.changed):
             old = previous.zones.zones.get(origin)
             new = result.zoneset.zones.get(origin)
+            if self.running:
+                # A removed zone is announced too: its secondaries find it gone and drop it.
+                self.notify_zone(new or old)
             if new is None:
                 log.info("Zone {zone} removed", zone=str(origin))
             elif old is None:
@@ -175,6 +254,7 @@ def make_primary(options: Mapping[str, Any]) -> Primary:
         listen=options["listen"] or PrimaryConfig.__dataclass_fields__["listen"].default_factory(),
         data_dir=options["data-dir"],
         open_axfr=bool(options["axfr"]),
+        notify_port=options["notify-port"],
     )
     primary = Primary(config)
     try:

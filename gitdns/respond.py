@@ -74,12 +74,35 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class NotifyReceived:
+    """A NOTIFY came in; accepted when signed by a key with notify access to the zone."""
+
+    zone: dns.name.Name
+    keyname: dns.name.Name | None
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class SecondaryRegistered:
+    """A signed SOA query over TCP with a transfer key: its sender wants our NOTIFYs
+    for zone (for every zone when zone is the root)."""
+
+    zone: dns.name.Name
+    keyname: dns.name.Name
+
+
+Event = NotifyReceived | SecondaryRegistered
+
+
+@dataclass(frozen=True)
 class Reply:
     wire: bytes
     # The zones this answer was drawn from; an unsigned answer with origins may be
     # cached until one of them changes.
     origins: frozenset[dns.name.Name] = frozenset()
     transfer: Transfer | None = None
+    # Something the shell must act on (fetch, remember a secondary).
+    event: Event | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +148,9 @@ def respond(served: Served, wire: bytes, *, tcp: bool, now: int) -> Reply | None
     opcode = query.opcode()
     if opcode == dns.opcode.QUERY:
         return answer_query(served, request)
-    if opcode in (dns.opcode.NOTIFY, dns.opcode.UPDATE):
+    if opcode == dns.opcode.NOTIFY:
+        return answer_notify(served, request)
+    if opcode == dns.opcode.UPDATE:
         return request.error(dns.rcode.REFUSED)
     return request.error(dns.rcode.NOTIMP)
 
@@ -153,9 +178,33 @@ def answer_query(served: Served, request: Request) -> Reply:
     if question.rdtype in TRANSFER_TYPES:
         return answer_transfer(served, request)
     answer = resolve(served.zones, question.name, question.rdtype)
+    signature = request.signature
+    if signature is None:
+        return Reply(request.reply(answer), frozenset(answer.origins))
     # Signed answers are never cached: each carries its own MAC.
-    origins = frozenset(answer.origins) if request.signature is None else frozenset()
-    return Reply(request.reply(answer), origins)
+    event = None
+    if (
+        request.tcp
+        and question.rdtype == dns.rdatatype.SOA
+        and served.may(signature.keyname, Operation.TRANSFER, question.name)
+    ):
+        event = SecondaryRegistered(question.name, signature.keyname)
+    return Reply(request.reply(answer), event=event)
+
+
+def answer_notify(served: Served, request: Request) -> Reply:
+    """RFC 1996: always answered; acted on only when signed by a key with notify access."""
+    query = request.query
+    if len(query.question) != 1:
+        return request.error(dns.rcode.FORMERR)
+    zone = query.question[0].name
+    signature = request.signature
+    accepted = signature is not None and served.may(signature.keyname, Operation.NOTIFY, zone)
+    answer = Answer(
+        rcode=dns.rcode.NOERROR if accepted else dns.rcode.REFUSED, authoritative=accepted
+    )
+    keyname = signature.keyname if signature else None
+    return Reply(request.reply(answer), event=NotifyReceived(zone, keyname, accepted))
 
 
 def answer_transfer(served: Served, request: Request) -> Reply:

@@ -76,7 +76,9 @@ class ServerTests(TestCase):
         self.served.authority.on_change(
             lambda result, previous: self.served.cache.invalidate(result.changed)
         )
-        self.served.authority.swap(LoadResult(new, [], frozenset({dns.name.from_text("example.")})))
+        self.served.authority.swap(
+            Served(new), LoadResult(new, [], frozenset({dns.name.from_text("example.")}))
+        )
         response = yield self.served.ask("mail.example.")
         self.assertEqual(response.answer[0][0].address, "192.0.2.26")
 

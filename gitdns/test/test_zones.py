@@ -41,7 +41,7 @@ class LoadTests(SynchronousTestCase):
         self.assertEqual(list(result.zoneset.zones), [NESTED_NAME])
         self.assertEqual(len(result.errors), 1)
         line = EXAMPLE.count("\n") + 1
-        self.assertTrue(str(result.errors[0]).startswith(f"example:{line}: "), result.errors)
+        self.assertTrue(str(result.errors[0]).startswith(f"example:{line}:"), result.errors)
 
     def test_missing_soa_and_ns_are_errors(self) -> None:
         result = load_zoneset(files(example=("1", "$ORIGIN example.\nwww 300 A 192.0.2.1\n")))

@@ -33,6 +33,7 @@ class PrimaryOptions(usage.Options):
         ],
         ["branch", "b", None, "Branch to serve (default: the remote's default branch)."],
         ["data-dir", "d", "gitdns-data", "Directory for the clone and state."],
+        ["notify-port", None, 53, "Port of the secondaries our NOTIFYs go to.", int],
     ]
 
     def __init__(self) -> None:
