@@ -6,40 +6,155 @@ repository never overlap, and the reactor keeps answering queries meanwhile.
 
 from __future__ import annotations
 
+import ctypes
+import getpass
+import hashlib
 import os
+import re
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pygit2
+from pygit2.enums import CredentialType
+from pygit2.ffi import C, ffi
 from twisted.internet import defer, threads
 from twisted.python.threadpool import ThreadPool
 
+from gitdns import hostkeys
 from gitdns.zones import SourceFile
 
 T = TypeVar("T")
 
 REGULAR_FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 
+SSH_SCHEMES = ("ssh", "ssh+git", "git+ssh")
+# scp-like syntax, as git reads it: user@host:path or user@[host]:path.
+SCP_LIKE = re.compile(r"(?P<user>[^@/:]+)@(?P<host>\[[^\]/]+\]|[^:/\[\]]+):(?P<path>.+)")
+
+
+@dataclass(frozen=True)
+class SshEndpoint:
+    user: str | None
+    host: str
+    port: int
+
+
+def ssh_endpoint(url: str) -> SshEndpoint | None:
+    """Where an ssh remote connects to (as libgit2 will), or None for other remotes."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in SSH_SCHEMES:
+        if not parts.hostname:
+            raise ValueError("the ssh remote names no host")
+        try:
+            port = parts.port or hostkeys.DEFAULT_PORT
+        except ValueError:
+            raise ValueError("the ssh remote has an invalid port") from None
+        return SshEndpoint(urllib.parse.unquote(parts.username or "") or None, parts.hostname, port)
+    scp = SCP_LIKE.fullmatch(url) if not parts.scheme else None
+    if scp is None:
+        return None
+    return SshEndpoint(scp["user"], scp["host"].strip("[]"), hostkeys.DEFAULT_PORT)
+
+
+@dataclass(frozen=True)
+class SshCredentials:
+    """The client key for an ssh remote and the host keys trusted for it.
+
+    With neither pinned fingerprints nor a known_hosts file, ~/.ssh/known_hosts is used.
+    """
+
+    key_file: str | None = None
+    passphrase: str | None = field(default=None, repr=False)  # a secret: never shown
+    host_keys: tuple[str, ...] = ()  # SHA256:<base64> fingerprints
+    known_hosts: str | None = None
+
+    @classmethod
+    def from_options(
+        cls,
+        key_file: str | None = None,
+        passphrase_file: str | None = None,
+        host_keys: tuple[str, ...] = (),
+        known_hosts: str | None = None,
+    ) -> SshCredentials:
+        """Check the files named on the command line; ValueError says what is wrong."""
+        passphrase = None
+        if passphrase_file:
+            try:
+                with open(passphrase_file, encoding="utf-8") as f:
+                    passphrase = f.read().rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as error:
+                reason = _os_reason(error)
+                raise ValueError(f"cannot read --ssh-key-passphrase-file: {reason}") from None
+        if key_file:
+            key_file = os.path.abspath(key_file)
+            try:
+                with open(key_file, "rb") as f:
+                    encrypted = hostkeys.private_key_encrypted(f.read())
+            except OSError as error:
+                raise ValueError(f"cannot read --ssh-key {key_file}: {_os_reason(error)}") from None
+            except hostkeys.KeyFileError as error:
+                raise ValueError(f"--ssh-key {key_file} {error}") from None
+            if encrypted and passphrase is None:
+                raise ValueError(
+                    f"--ssh-key {key_file} is encrypted: give its passphrase in a file "
+                    "with --ssh-key-passphrase-file"
+                )
+        if known_hosts:
+            known_hosts = os.path.abspath(known_hosts)
+            if not os.access(known_hosts, os.R_OK):
+                raise ValueError(f"cannot read --known-hosts {known_hosts}")
+        pins = tuple(dict.fromkeys(hostkeys.parse_fingerprint(k) for k in host_keys))
+        return cls(key_file, passphrase, pins, known_hosts)
+
+    def known_hosts_file(self) -> str | None:
+        if self.known_hosts or self.host_keys:
+            return self.known_hosts
+        return os.path.expanduser("~/.ssh/known_hosts")
+
+
+def _os_reason(error: Exception) -> str:
+    # strerror only: a decode error's text quotes bytes of the file, which may be secret.
+    return getattr(error, "strerror", None) or type(error).__name__
+
 
 @dataclass(frozen=True)
 class Remote:
     url: str
     branch: str | None
+    ssh: SshCredentials | None = None
 
     @classmethod
-    def parse(cls, text: str, branch: str | None = None) -> Remote:
-        """A remote as given on the command line: path or URL, optionally ``#branch``."""
+    def parse(
+        cls, text: str, branch: str | None = None, ssh: SshCredentials | None = None
+    ) -> Remote:
+        """A remote as given on the command line: path or URL, optionally ``#branch``.
+
+        An ssh remote always gets SshCredentials (host keys are always verified).
+        """
         url, _, fragment = text.partition("#")
         if not url:
             raise ValueError("the remote is empty")
         scheme = urllib.parse.urlsplit(url).scheme
-        if scheme not in ("", "file", "ssh", "https", "http") and "@" not in url:
+        if scheme not in ("", "file", "https", "http", *SSH_SCHEMES) and "@" not in url:
             raise ValueError(f"unsupported remote {url!r}: use a path, file://, ssh:// or https://")
         if not scheme and "@" not in url:
             url = os.path.abspath(url)
-        return cls(url, branch or fragment or None)
+        if ssh_endpoint(url) is not None:
+            ssh = ssh or SshCredentials()
+        elif ssh is not None:
+            raise ValueError("--ssh-key, --host-key and --known-hosts need an ssh remote")
+        return cls(url, branch or fragment or None, ssh)
+
+    @property
+    def display(self) -> str:
+        """The URL for messages: without a password it may carry."""
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass(frozen=True)
@@ -52,6 +167,130 @@ class Snapshot:
 
 class GitError(Exception):
     """A git operation failed; the message says what and why, without secrets."""
+
+
+class _CertHostkey(ctypes.Structure):
+    """libgit2's git_cert_hostkey (git2/cert.h, libgit2 >= 1.1).
+
+    pygit2 declares only its first fields (the MD5/SHA-1 digests), so we read the raw
+    host key through this full declaration of the same struct.
+    """
+
+    _fields_ = [
+        ("cert_type", ctypes.c_int),
+        ("type", ctypes.c_int),
+        ("hash_md5", ctypes.c_ubyte * 16),
+        ("hash_sha1", ctypes.c_ubyte * 20),
+        ("hash_sha256", ctypes.c_ubyte * 32),
+        ("raw_type", ctypes.c_int),
+        ("hostkey", ctypes.c_void_p),
+        ("hostkey_len", ctypes.c_size_t),
+    ]
+
+
+GIT_CERT_SSH_SHA256 = 1 << 2
+GIT_CERT_SSH_RAW = 1 << 3
+
+
+class SshCallbacks(pygit2.RemoteCallbacks):
+    """Credentials and host key verification for one git operation on an ssh remote.
+
+    Why this is sound: libgit2 (libssh2 backend) calls the certificate check once per
+    connection, right after the key exchange, in which the server proved it holds the
+    host key, and before authenticating or running git-upload-pack.  libgit2 hands
+    that check the host key of this very session (git_cert_hostkey: raw key + SHA-256),
+    but pygit2's wrapper drops it and passes certificate=None (and accepts any SSH host
+    unless told otherwise).  So we install our own C callback, made with cffi, in
+    place of pygit2's and read the key from the struct libgit2 passes: no second
+    connection (no ssh-keyscan TOCTOU), and any failure to see the key refuses.
+    """
+
+    def __init__(self, remote: Remote) -> None:
+        super().__init__()
+        endpoint = ssh_endpoint(remote.url)
+        assert endpoint is not None
+        self.endpoint = endpoint
+        self.ssh = remote.ssh or SshCredentials()
+        self.user = endpoint.user or getpass.getuser()
+        self.refused: str | None = None
+        self._key_tried = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # pygit2 stores each options struct on its payload (this object) after plugging
+        # its callbacks in and before handing it to libgit2: swap the certificate check.
+        if name in ("fetch_options", "push_options"):
+            value.callbacks.certificate_check = _check_host_key
+        elif name == "remote_callbacks":
+            value.certificate_check = _check_host_key
+        super().__setattr__(name, value)
+
+    def certificate_check(self, certificate: None, valid: bool, host: bytes) -> bool:
+        # Only reached if the swap above did not happen (a pygit2 change): refuse.
+        self.refused = "cannot see the SSH host key with this pygit2 version; refusing"
+        return False
+
+    def host_key_refusal(self, cert: Any, host: str) -> str | None:
+        """Why the key libgit2 received must be refused, or None to go on."""
+        if cert.cert_type != C.GIT_CERT_HOSTKEY_LIBSSH2:
+            return "the ssh connection offered no host key"
+        hostkey = _CertHostkey.from_address(int(ffi.cast("uintptr_t", cert)))
+        if hostkey.type & GIT_CERT_SSH_RAW == 0 or hostkey.type & GIT_CERT_SSH_SHA256 == 0:
+            return "libgit2 did not pass the SSH host key"
+        blob = ctypes.string_at(hostkey.hostkey, hostkey.hostkey_len)
+        # libgit2 hashed the key itself: a mismatch means we misread its struct.
+        if hashlib.sha256(blob).digest() != bytes(hostkey.hash_sha256):
+            return "cannot read the SSH host key libgit2 passed"
+        if host.lower() != self.endpoint.host.lower():
+            return f"libgit2 connected to {host!r}, not to the remote's {self.endpoint.host!r}"
+        self._key_tried = False  # a new connection: the key may be offered again
+        return hostkeys.refusal(
+            blob, host, self.endpoint.port, self.ssh.host_keys, self._known_hosts()
+        )
+
+    def _known_hosts(self) -> hostkeys.KnownHosts | None:
+        # Read at each connection, as ssh does, so edits apply without a restart.
+        path = self.ssh.known_hosts_file()
+        if path is None:
+            return None
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return hostkeys.KnownHosts.parse(path, f.read())
+        except FileNotFoundError:
+            if path != self.ssh.known_hosts:  # the default file may be missing
+                return hostkeys.KnownHosts(path, [])
+            raise
+
+    def credentials(
+        self, url: str, username_from_url: str | None, allowed_types: CredentialType
+    ) -> pygit2.Username | pygit2.Keypair:
+        if allowed_types & CredentialType.USERNAME:
+            return pygit2.Username(self.user)
+        if not allowed_types & CredentialType.SSH_KEY:
+            self.refused = f"{self._server()} accepts no public key for user {self.user}"
+        elif not self.ssh.key_file:
+            self.refused = f"{self._server()} wants a key for user {self.user}: give --ssh-key"
+        elif self._key_tried:  # libgit2 asks again after a refusal, forever
+            self.refused = (
+                f"{self._server()} refused the key {self.ssh.key_file} for user {self.user}"
+            )
+        if self.refused:
+            raise pygit2.GitError(self.refused)
+        self._key_tried = True
+        return pygit2.Keypair(self.user, None, self.ssh.key_file, self.ssh.passphrase or "")
+
+    def _server(self) -> str:
+        host, port = self.endpoint.host, self.endpoint.port
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@ffi.callback("git_transport_certificate_check_cb", error=C.GIT_ECERTIFICATE)
+def _check_host_key(cert: Any, valid: int, host: Any, payload: Any) -> int:
+    callbacks = ffi.from_handle(payload)
+    try:
+        callbacks.refused = callbacks.host_key_refusal(cert, ffi.string(host).decode())
+    except Exception as error:  # fail closed, with a reason
+        callbacks.refused = f"cannot check the SSH host key: {error}"
+    return C.GIT_ECERTIFICATE if callbacks.refused else 0
 
 
 class GitRepository:
@@ -76,13 +315,30 @@ class GitRepository:
 
     # Blocking operations, for the worker thread (or before the reactor runs).
 
+    def callbacks(self) -> SshCallbacks | None:
+        """Fresh callbacks for one network operation (None: libgit2's defaults).
+
+        Decided by the URL, not by remote.ssh: an ssh remote is never left to pygit2,
+        which would accept any host key.
+        """
+        return SshCallbacks(self.remote) if ssh_endpoint(self.remote.url) else None
+
+    def _failure(self, verb: str, callbacks: SshCallbacks | None, error: Exception) -> GitError:
+        reason = callbacks.refused if callbacks and callbacks.refused else error
+        return GitError(f"cannot {verb} {self.remote.display}: {reason}")
+
     def clone_blocking(self) -> None:
+        callbacks = self.callbacks()
         try:
             pygit2.clone_repository(
-                self.remote.url, self.path, bare=True, checkout_branch=self.remote.branch
+                self.remote.url,
+                self.path,
+                bare=True,
+                checkout_branch=self.remote.branch,
+                callbacks=callbacks,
             )
         except (pygit2.GitError, KeyError, ValueError, OSError) as error:
-            raise GitError(f"cannot clone {self.remote.url}: {error}") from None
+            raise self._failure("clone", callbacks, error) from None
 
     def branch(self, repo: pygit2.Repository) -> str:
         if self.remote.branch:
@@ -93,13 +349,17 @@ class GitRepository:
         """Fetch the branch and move the local branch to it; return the new files."""
         repo = pygit2.Repository(self.path)
         branch = self.branch(repo)
+        callbacks = self.callbacks()
         try:
-            repo.remotes["origin"].fetch([f"+refs/heads/{branch}:refs/remotes/origin/{branch}"])
+            # The URL given now, not the clone's origin: the host keys checked are its.
+            repo.remotes.create_anonymous(self.remote.url).fetch(
+                [f"+refs/heads/{branch}:refs/remotes/origin/{branch}"], callbacks=callbacks
+            )
         except (pygit2.GitError, KeyError, OSError) as error:
-            raise GitError(f"cannot fetch {self.remote.url}: {error}") from None
+            raise self._failure("fetch", callbacks, error) from None
         fetched = repo.references.get(f"refs/remotes/origin/{branch}")
         if fetched is None:
-            raise GitError(f"{self.remote.url} has no branch {branch!r}")
+            raise GitError(f"{self.remote.display} has no branch {branch!r}")
         repo.references.create(f"refs/heads/{branch}", fetched.target, force=True)
         return self.snapshot_blocking(repo)
 

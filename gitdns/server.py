@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import dns.name
 import dns.rcode
@@ -63,7 +64,14 @@ class ResponseCache:
         self._keys.clear()
 
 
-Handler = Callable[[bytes, bool, tuple[str, int]], Reply | None]
+@dataclass(frozen=True)
+class Later:
+    """A response that is ready later: an UPDATE is answered once its commit is durable."""
+
+    response: defer.Deferred[bytes]
+
+
+Handler = Callable[[bytes, bool, tuple[str, int]], Reply | Later | None]
 
 
 class RequestDispatcher:
@@ -74,7 +82,7 @@ class RequestDispatcher:
         self.cache = cache
         self._reported: set[type] = set()
 
-    def dispatch(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | None:
+    def dispatch(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | Later | None:
         try:
             reply = self.handle(wire, tcp, peer)
         except Exception as exc:
@@ -86,9 +94,15 @@ class RequestDispatcher:
             if len(wire) < 12 or wire[2] & 0x80:
                 return None
             return Reply(header_error(wire, dns.rcode.SERVFAIL))
-        if reply is not None:
+        if isinstance(reply, Later):
+            reply.response.addErrback(self._failed_later, wire, peer)
+        elif reply is not None:
             self.cache.store(self.cache.tcp if tcp else self.cache.udp, wire, reply)
         return reply
+
+    def _failed_later(self, failure: Failure, wire: bytes, peer: tuple[str, int]) -> bytes:
+        log.failure("Bug: no answer for a request from {peer}", failure, peer=peer)
+        return header_error(wire, dns.rcode.SERVFAIL)
 
 
 class DNSDatagramProtocol(protocol.DatagramProtocol):
@@ -104,7 +118,9 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
             self.transport.write(data[:2] + cached, addr)
             return
         reply = self.dispatcher.dispatch(data, False, addr)
-        if reply is not None and reply.wire:
+        if isinstance(reply, Later):
+            reply.response.addCallback(self.transport.write, addr)
+        elif reply is not None and reply.wire:
             self.transport.write(reply.wire, addr)
 
 
@@ -145,7 +161,10 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
             )
             if reply is None:
                 continue
-            if reply.transfer is not None:
+            if isinstance(reply, Later):
+                # Answered when ready; clients match TCP responses by ID (RFC 7766 6.2.1.1).
+                reply.response.addCallback(self._send)
+            elif reply.transfer is not None:
                 self._stream(reply.transfer)
             else:
                 self._send(reply.wire)

@@ -100,6 +100,7 @@ class SourceFile:
 class LoadedZone:
     blob_id: str
     zone: Zone
+    filename: str
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def load_zoneset(files: Iterable[SourceFile], previous: ZoneSet | None = None) -
         except ZoneFileError as error:
             errors.append(error)
         else:
-            zones[origin], sources[origin] = zone, LoadedZone(source.blob_id, zone)
+            zones[origin], sources[origin] = zone, LoadedZone(source.blob_id, zone, source.name)
             continue
         if known is not None:
             zones[origin], sources[origin] = known.zone, known

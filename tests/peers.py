@@ -534,3 +534,95 @@ if __name__ == "__main__":  # manual smoke test: python tests/peers.py
     zone = ("$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n")
     with Named({"example.": zone}) as n:
         print(dig("example.", "SOA", port=n.port), file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- sshd
+
+
+def ssh_keygen(path: Path, kind: str = "ed25519", passphrase: str = "") -> str:
+    """A new key pair at ``path`` and ``path.pub``; returns the public key line."""
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", passphrase, "-C", "gitdns-tests",
+                    "-f", str(path)], check=True, capture_output=True, timeout=30)
+    return Path(f"{path}.pub").read_text().strip()
+
+
+def ssh_fingerprint(public_key_line: str) -> str:
+    """``SHA256:...`` of a public key line, computed by ``ssh-keygen -l -E sha256``."""
+    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", "-"],
+                         input=public_key_line + "\n", check=True, capture_output=True,
+                         text=True, timeout=30).stdout
+    return out.split()[1]
+
+
+class Sshd(Server):
+    """OpenSSH ``sshd -D -e`` (foreground, logs to stderr) as root on ``host:port``.
+
+    It has its own host key (``host_key_type``) and config: no PAM, public keys only,
+    ``authorized_keys`` in its directory holding a generated client key
+    (``client_key``, for the current user; ``authorize()`` adds more).  Git runs
+    through the login shell, so ``git-upload-pack`` must be on the default PATH.
+    """
+
+    name = "sshd"
+
+    def __init__(self, host_key_type: str = "ed25519", **kw: object) -> None:
+        import pwd  # here, so this section only appends to the module
+
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.user = pwd.getpwuid(os.getuid()).pw_name
+        self.host_key = self.dir / f"ssh_host_{host_key_type}_key"
+        self.host_public_key = ssh_keygen(self.host_key, host_key_type)
+        self.fingerprint = ssh_fingerprint(self.host_public_key)
+        self.client_key = self.dir / "client_key"
+        self.authorized_keys = self.dir / "authorized_keys"
+        self.authorized_keys.write_text("")
+        self.authorize(ssh_keygen(self.client_key))
+
+    def authorize(self, public_key_line: str) -> None:
+        with open(self.authorized_keys, "a") as f:
+            f.write(public_key_line + "\n")
+
+    def url(self, path: Path | str) -> str:
+        return f"ssh://{self.user}@{self.host}:{self.port}{path}"
+
+    def known_hosts_line(self) -> str:
+        """This server's known_hosts entry, ``[host]:port keytype base64``."""
+        key_type, key = self.host_public_key.split()[:2]
+        return f"[{self.host}]:{self.port} {key_type} {key}"
+
+    def prepare(self) -> list[str]:
+        # sshd refuses to start without its privilege separation directory.
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        conf = self.dir / "sshd_config"
+        conf.write_text(
+            f"ListenAddress {self.host}:{self.port}\n"
+            f"HostKey {self.host_key}\n"
+            f"PidFile {self.dir / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {self.authorized_keys}\n"
+            "StrictModes no\n"
+            "UsePAM no\n"
+            "PubkeyAuthentication yes\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "PermitRootLogin prohibit-password\n"
+            "PrintMotd no\n"
+            "LogLevel VERBOSE\n"
+        )
+        return [which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(conf)]
+
+    def _wait_ready(self) -> None:
+        # Ready when it sends its SSH banner (there is no zone to ask for).
+        assert self.proc is not None
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(f"sshd exited with {self.proc.returncode}; log:\n"
+                                  f"{self.log_tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                    self.address, timeout=1.0) as s:
+                s.settimeout(1.0)
+                if s.recv(64).startswith(b"SSH-"):
+                    return
+            time.sleep(0.1)
+        raise ServerError(f"sshd sent no banner on {self.host}:{self.port} within"
+                          f" {self.start_timeout}s; log:\n{self.log_tail()}")
