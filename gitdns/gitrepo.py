@@ -7,12 +7,13 @@ repository never overlap, and the reactor keeps answering queries meanwhile.
 from __future__ import annotations
 
 import ctypes
+import enum
 import getpass
 import hashlib
 import os
 import re
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -23,7 +24,8 @@ from twisted.internet import defer, threads
 from twisted.python.threadpool import ThreadPool
 
 from gitdns import hostkeys
-from gitdns.zones import SourceFile
+from gitdns.commits import Applied, Replayed, UpdateItem, apply_updates, replay
+from gitdns.zones import LoadedZone, SourceFile
 
 T = TypeVar("T")
 
@@ -163,6 +165,15 @@ class Snapshot:
 
     commit: str
     files: list[SourceFile]
+    # Local commits (our UPDATEs) the remote does not have yet.
+    ahead: int = 0
+
+
+class PushOutcome(enum.Enum):
+    PUSHED = "pushed"
+    UP_TO_DATE = "up to date"
+    # The remote moved on: fetch, replay, push again.
+    REJECTED = "rejected"
 
 
 class GitError(Exception):
@@ -293,6 +304,13 @@ def _check_host_key(cert: Any, valid: int, host: Any, payload: Any) -> int:
     return C.GIT_ECERTIFICATE if callbacks.refused else 0
 
 
+# An UPDATE is acknowledged once its commit is on disk: libgit2 must fsync. A remote
+# that stops answering must not hold the worker thread for ever.
+pygit2.option(pygit2.GIT_OPT_ENABLE_FSYNC_GITDIR, 1)
+pygit2.option(pygit2.GIT_OPT_SET_SERVER_CONNECT_TIMEOUT, 15_000)
+pygit2.option(pygit2.GIT_OPT_SET_SERVER_TIMEOUT, 120_000)
+
+
 class GitRepository:
     def __init__(self, path: str, remote: Remote) -> None:
         self.path = path
@@ -345,8 +363,13 @@ class GitRepository:
             return self.remote.branch
         return repo.head.shorthand
 
-    def fetch_blocking(self) -> Snapshot:
-        """Fetch the branch and move the local branch to it; return the new files."""
+    def fetch_blocking(self, known: Mapping[str, LoadedZone]) -> tuple[Snapshot, Replayed | None]:
+        """Fetch the branch and bring the local branch up to it.
+
+        Local commits the remote lacks (acknowledged UPDATEs not pushed yet) are kept:
+        when the remote moved too, they are replayed on its head (commits.replay).
+        known: the parsed zones by file name, so replaying need not parse them again.
+        """
         repo = pygit2.Repository(self.path)
         branch = self.branch(repo)
         callbacks = self.callbacks()
@@ -360,8 +383,61 @@ class GitRepository:
         fetched = repo.references.get(f"refs/remotes/origin/{branch}")
         if fetched is None:
             raise GitError(f"{self.remote.display} has no branch {branch!r}")
-        repo.references.create(f"refs/heads/{branch}", fetched.target, force=True)
-        return self.snapshot_blocking(repo)
+        local = repo.references.get(f"refs/heads/{branch}")
+        replayed = None
+        if local is None or repo.descendant_of(fetched.target, local.target):
+            repo.references.create(f"refs/heads/{branch}", fetched.target, force=True)
+        elif local.target != fetched.target and not repo.descendant_of(
+            local.target, fetched.target
+        ):
+            replayed = replay(repo, local.target, fetched.target, known)
+            # Moved only now that every commit is replayed: a crash before this line
+            # leaves the old local commits in place, to be replayed again.
+            local.set_target(replayed.head, "gitdns: replay updates on the remote's head")
+        return self.snapshot_blocking(repo), replayed
+
+    def commit_updates_blocking(
+        self, items: list[UpdateItem], known: Mapping[str, LoadedZone], now: int
+    ) -> tuple[Applied, Snapshot | None]:
+        """Apply UPDATEs on the local branch as one commit, durable when this returns."""
+        repo = pygit2.Repository(self.path)
+        reference = repo.references[f"refs/heads/{self.branch(repo)}"]
+        parent = repo[reference.target].peel(pygit2.Commit)
+        applied = apply_updates(repo, parent, items, known, author_time=now)
+        if applied.commit is None:
+            return applied, None
+        # libgit2 fsyncs objects and references (GIT_OPT_ENABLE_FSYNC_GITDIR, set below).
+        reference.set_target(applied.commit, "gitdns: dynamic update")
+        return applied, self.snapshot_blocking(repo)
+
+    def push_blocking(self) -> PushOutcome:
+        """Push the local branch; never forced. Raises GitError when unreachable."""
+        repo = pygit2.Repository(self.path)
+        branch = self.branch(repo)
+        local = repo.references[f"refs/heads/{branch}"].target
+        tracking = repo.references.get(f"refs/remotes/origin/{branch}")
+        if tracking is not None and tracking.target == local:
+            return PushOutcome.UP_TO_DATE
+        callbacks = self.callbacks() or pygit2.RemoteCallbacks()
+        rejections: list[str] = []
+        callbacks.push_update_reference = lambda ref, message: (
+            rejections.append(message) if message else None
+        )
+        try:
+            repo.remotes.create_anonymous(self.remote.url).push(
+                [f"refs/heads/{branch}:refs/heads/{branch}"], callbacks=callbacks
+            )
+        except pygit2.GitError as error:
+            # libgit2's local transport refuses a non-fast-forward push itself.
+            if "fastforward" in str(error).replace("-", ""):
+                return PushOutcome.REJECTED
+            raise self._failure("push to", callbacks, error) from None
+        except (KeyError, OSError) as error:
+            raise self._failure("push to", callbacks, error) from None
+        if rejections:
+            return PushOutcome.REJECTED
+        repo.references.create(f"refs/remotes/origin/{branch}", local, force=True)
+        return PushOutcome.PUSHED
 
     def snapshot_blocking(self, repo: pygit2.Repository | None = None) -> Snapshot:
         """The root files of the local branch's head."""
@@ -376,9 +452,17 @@ class GitRepository:
             for entry in commit.tree
             if entry.filemode in REGULAR_FILE_MODES
         ]
-        return Snapshot(str(commit.id), files)
+        tracking = repo.references.get(f"refs/remotes/origin/{branch}")
+        ahead = 0
+        if tracking is not None and tracking.target != commit.id:
+            ahead, _ = repo.ahead_behind(commit.id, tracking.target)
+        return Snapshot(str(commit.id), files, ahead)
 
     # The same, as Deferreds, serialised in the worker thread.
 
-    def fetch(self) -> defer.Deferred[Snapshot]:
-        return self._run(self.fetch_blocking)
+    def run(self, function: Callable[..., T], *args: object) -> defer.Deferred[T]:
+        """Run function(*args) in the worker thread, after the operations before it."""
+        return self._run(function, *args)
+
+    def push(self) -> defer.Deferred[PushOutcome]:
+        return self._run(self.push_blocking)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,18 +12,25 @@ from typing import Any
 import dns.message
 import dns.name
 from twisted.application import service
-from twisted.internet import defer, task, threads
+from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from gitdns.authority import GitAuthority
 from gitdns.client import query_tcp_then_udp
 from gitdns.gitrepo import GitError, GitRepository, Remote, Snapshot
+from gitdns.gitsync import GitSync
 from gitdns.keys import Key, KeyLoad, is_key_file, load_keys, may
 from gitdns.notify import ATTEMPT_TIMEOUT, Notifier, Target, notify_targets
-from gitdns.respond import Event, NotifyReceived, Reply, Served, respond
-from gitdns.server import DNSStreamFactory, ListenerService, RequestDispatcher, ResponseCache
-from gitdns.zones import LoadResult, Zone, load_zoneset
+from gitdns.respond import Event, NotifyReceived, Reply, Served, UpdateReceived, respond
+from gitdns.server import (
+    DNSStreamFactory,
+    Later,
+    ListenerService,
+    RequestDispatcher,
+    ResponseCache,
+)
+from gitdns.zones import LoadResult, Zone
 
 log = Logger()
 
@@ -66,13 +74,17 @@ class Primary(service.MultiService):
             from twisted.internet import reactor as clock
         self.clock = clock
         self.notifier = Notifier(clock, self._send_notify)
+        self.git = GitSync(self.repo, clock, self._swap)
         # Secondaries that registered with a signed SOA query: zone -> address -> key.
         self.registered: dict[dns.name.Name, dict[str, Key]] = {}
 
-    def handle(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | None:
+    def handle(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | Later | None:
         reply = respond(self.authority.served, wire, tcp=tcp, now=int(self.clock.seconds()))
-        if reply is not None and reply.event is not None:
-            self._handle_event(reply.event, peer[0])
+        if reply is None or reply.event is None:
+            return reply
+        if isinstance(reply.event, UpdateReceived):
+            return Later(self.git.submit(reply.event, peer[0]))
+        self._handle_event(reply.event, peer[0])
         return reply
 
     def _handle_event(self, event: Event, peer: str) -> None:
@@ -138,7 +150,7 @@ class Primary(service.MultiService):
             log.info("Cloning {remote}", remote=self.config.remote.url)
             self.repo.clone_blocking()
             self._fetched_at_start = True
-        self._load(self.repo.snapshot_blocking())
+        self.git.start()
 
     def startService(self) -> None:
         super().startService()
@@ -174,20 +186,13 @@ class Primary(service.MultiService):
     def _fetch_until_reached(self):  # type: ignore[no-untyped-def]
         for attempt in itertools.count():
             try:
-                snapshot = yield self.repo.fetch()
+                yield self.git.sync()
             except GitError as error:
                 delay = FETCH_RETRY[min(attempt, len(FETCH_RETRY) - 1)]
                 log.warn("{error}; trying again in {delay} s", error=str(error), delay=delay)
                 yield task.deferLater(self.clock, delay, lambda: None)
                 continue
-            result = yield threads.deferToThread(
-                load_zoneset, snapshot.files, self.authority.served.zones
-            )
-            self._swap(snapshot, result)
             return
-
-    def _load(self, snapshot: Snapshot) -> None:
-        self._swap(snapshot, load_zoneset(snapshot.files, self.authority.served.zones))
 
     def _swap(self, snapshot: Snapshot, result: LoadResult) -> None:
         for error in result.errors:
@@ -261,4 +266,19 @@ def make_primary(options: Mapping[str, Any]) -> Primary:
         primary.prepare()
     except GitError as error:
         raise SystemExit(f"gitdns-primary: {error}") from None
+    twistd = getattr(options, "parent", None)
+    if twistd is not None and twistd.get("uid") is not None and os.getuid() == 0:
+        # twistd -u/-g: the clone was made as root; after the privilege drop the
+        # server must still be able to fetch (and commit) in it.
+        give_away(config.data_dir, twistd["uid"], twistd.get("gid"))
     return primary
+
+
+def give_away(path: str, uid: int, gid: int | None) -> None:
+    """chown -R path to uid (and gid, default uid's primary group)."""
+    if gid is None:
+        gid = pwd.getpwuid(uid).pw_gid
+    os.chown(path, uid, gid)
+    for top, directories, files in os.walk(path):
+        for name in directories + files:
+            os.chown(os.path.join(top, name), uid, gid, follow_symlinks=False)

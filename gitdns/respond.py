@@ -74,6 +74,22 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class Request:
+    query: dns.message.Message
+    tcp: bool
+    now: int
+    signature: Signature | None
+    wire: bytes = b""
+
+    def reply(self, answer: Answer) -> bytes:
+        limit = TCP_LIMIT if self.tcp else udp_limit(self.query)
+        return render(self.query, answer, limit=limit, signature=self.signature, now=self.now)
+
+    def error(self, rcode: int) -> Reply:
+        return Reply(self.reply(Answer(rcode=rcode)))
+
+
+@dataclass(frozen=True)
 class NotifyReceived:
     """A NOTIFY came in; accepted when signed by a key with notify access to the zone."""
 
@@ -91,7 +107,15 @@ class SecondaryRegistered:
     keyname: dns.name.Name
 
 
-Event = NotifyReceived | SecondaryRegistered
+@dataclass(frozen=True)
+class UpdateReceived:
+    """An UPDATE authorised for zone; the shell applies it and answers with request.reply."""
+
+    zone: dns.name.Name
+    request: Request
+
+
+Event = NotifyReceived | SecondaryRegistered | UpdateReceived
 
 
 @dataclass(frozen=True)
@@ -103,21 +127,6 @@ class Reply:
     transfer: Transfer | None = None
     # Something the shell must act on (fetch, remember a secondary).
     event: Event | None = None
-
-
-@dataclass(frozen=True)
-class Request:
-    query: dns.message.Message
-    tcp: bool
-    now: int
-    signature: Signature | None
-
-    def reply(self, answer: Answer) -> bytes:
-        limit = TCP_LIMIT if self.tcp else udp_limit(self.query)
-        return render(self.query, answer, limit=limit, signature=self.signature, now=self.now)
-
-    def error(self, rcode: int) -> Reply:
-        return Reply(self.reply(Answer(rcode=rcode)))
 
 
 def respond(served: Served, wire: bytes, *, tcp: bool, now: int) -> Reply | None:
@@ -144,14 +153,14 @@ def respond(served: Served, wire: bytes, *, tcp: bool, now: int) -> Reply | None
             return Reply(Request(query, tcp, now, None).reply(Answer(rcode=dns.rcode.FORMERR)))
         if not signature.ok:
             return Request(query, tcp, now, signature).error(signature.rcode)
-    request = Request(query, tcp, now, signature)
+    request = Request(query, tcp, now, signature, wire)
     opcode = query.opcode()
     if opcode == dns.opcode.QUERY:
         return answer_query(served, request)
     if opcode == dns.opcode.NOTIFY:
         return answer_notify(served, request)
     if opcode == dns.opcode.UPDATE:
-        return request.error(dns.rcode.REFUSED)
+        return answer_update(served, request)
     return request.error(dns.rcode.NOTIMP)
 
 
@@ -190,6 +199,23 @@ def answer_query(served: Served, request: Request) -> Reply:
     ):
         event = SecondaryRegistered(question.name, signature.keyname)
     return Reply(request.reply(answer), event=event)
+
+
+def answer_update(served: Served, request: Request) -> Reply:
+    """RFC 2136 3.1 and SPEC.md: the zone must be ours and the key allowed to update it.
+
+    Applying it is the shell's work (it ends in a git commit): the Reply carries it.
+    """
+    query = request.query
+    if len(query.question) != 1 or query.question[0].rdtype != dns.rdatatype.SOA:
+        return request.error(dns.rcode.FORMERR)
+    zone = query.question[0].name
+    if zone not in served.zones.zones:
+        return request.error(dns.rcode.NOTAUTH)
+    signature = request.signature
+    if signature is None or not served.may(signature.keyname, Operation.UPDATE, zone):
+        return request.error(dns.rcode.REFUSED)
+    return Reply(b"", event=UpdateReceived(zone, request))
 
 
 def answer_notify(served: Served, request: Request) -> Reply:

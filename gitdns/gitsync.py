@@ -1,0 +1,233 @@
+"""The primary's link to git: fetch and reload, UPDATEs committed, commits pushed.
+
+Every change of the local repository runs in its worker thread, one after the other,
+and so does loading the zones of the result: each load starts from the one before,
+and results are installed in the order they were made.
+
+An UPDATE is acknowledged (NOERROR) only once the commit holding it is on disk. While
+a commit is being written, new UPDATEs queue up and go into the next commit together
+(group commit). Pushing is asynchronous: retried with backoff while the remote is
+unreachable, and, when the remote moved, our commits are replayed on its head first.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dns.rcode
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from gitdns.answer import Answer
+from gitdns.commits import Applied, Replayed, UpdateItem, strip_tsig
+from gitdns.gitrepo import GitError, GitRepository, PushOutcome, Snapshot
+from gitdns.respond import Request, UpdateReceived
+from gitdns.zones import LoadedZone, LoadResult, ZoneSet, load_zoneset
+
+log = Logger()
+
+# Seconds between push attempts while the remote is unreachable, growing to the last.
+PUSH_RETRY = (1, 2, 5, 10, 30, 60, 120, 300)
+
+Install = Callable[[Snapshot, LoadResult], None]
+
+
+@dataclass
+class _Waiting:
+    item: UpdateItem
+    request: Request
+    answer: defer.Deferred[bytes]
+
+
+@dataclass
+class UpdateCounters:
+    applied: int = 0
+    rejected: int = 0
+    # Acknowledged updates that could not be replayed on a moved remote.
+    dropped: int = 0
+    # Local commits not yet on the remote.
+    pending_push: int = 0
+
+
+class GitSync:
+    def __init__(self, repo: GitRepository, clock: IReactorTime, install: Install) -> None:
+        self.repo = repo
+        self.clock = clock
+        self.install = install
+        self.counters = UpdateCounters()
+        self._queue: list[_Waiting] = []
+        self._committing = False
+        self._pushing: defer.Deferred[None] | None = None
+        self._push_again = False
+        # The zones as last loaded in the worker thread (only that thread touches it).
+        self._loaded = ZoneSet()
+        # What is being served, by origin: where UPDATEs look up their zone's file.
+        self.served = ZoneSet()
+
+    # In the worker thread (or before the reactor runs).
+
+    def _known(self) -> dict[str, LoadedZone]:
+        return {loaded.filename: loaded for loaded in self._loaded.sources.values()}
+
+    def _load(self, snapshot: Snapshot, parsed: dict[str, LoadedZone]) -> LoadResult:
+        """Zones of snapshot, reusing what is parsed already (and parsed just now)."""
+        sources = dict(self._loaded.sources)
+        sources.update((loaded.zone.origin, loaded) for loaded in parsed.values())
+        result = load_zoneset(snapshot.files, ZoneSet(self._loaded.zones, sources))
+        self._loaded = result.zoneset
+        return result
+
+    def load_blocking(self) -> tuple[Snapshot, LoadResult]:
+        snapshot = self.repo.snapshot_blocking()
+        return snapshot, self._load(snapshot, {})
+
+    def _fetch_blocking(self) -> tuple[Snapshot, Replayed | None, LoadResult]:
+        snapshot, replayed = self.repo.fetch_blocking(self._known())
+        return snapshot, replayed, self._load(snapshot, replayed.zones if replayed else {})
+
+    def _commit_blocking(
+        self, items: list[UpdateItem], now: int
+    ) -> tuple[Applied, Snapshot | None, LoadResult | None]:
+        applied, snapshot = self.repo.commit_updates_blocking(items, self._known(), now)
+        if snapshot is None:
+            return applied, None, None
+        return applied, snapshot, self._load(snapshot, applied.zones)
+
+    # On the reactor.
+
+    def _install(self, snapshot: Snapshot, result: LoadResult) -> None:
+        self.served = result.zoneset
+        self.install(snapshot, result)
+
+    def start(self) -> None:
+        """Load the local clone as it is (before the reactor runs, or at start)."""
+        self._install(*self.load_blocking())
+
+    def submit(self, event: UpdateReceived, client: str) -> defer.Deferred[bytes]:
+        """Queue an authorised UPDATE; fires with the response once it is durable."""
+        signature = event.request.signature
+        assert signature is not None
+        loaded = self.served.sources[event.zone]
+        item = UpdateItem(
+            event.zone, loaded.filename, strip_tsig(event.request.wire), signature.keyname, client
+        )
+        waiting = _Waiting(item, event.request, defer.Deferred())
+        self._queue.append(waiting)
+        self._commit_queued()
+        return waiting.answer
+
+    def _commit_queued(self) -> None:
+        if self._committing or not self._queue:
+            return
+        batch, self._queue = self._queue, []
+        self._committing = True
+        items = [waiting.item for waiting in batch]
+        d = self.repo.run(self._commit_blocking, items, int(self.clock.seconds()))
+        d.addCallbacks(self._committed, self._not_committed, (batch,), None, (batch,))
+
+        def next_batch(_: object) -> None:
+            self._committing = False
+            self._commit_queued()
+
+        d.addBoth(next_batch)
+
+    def _committed(self, outcome: tuple, batch: list[_Waiting]) -> None:
+        applied, snapshot, result = outcome
+        if snapshot is not None:
+            self._install(snapshot, result)
+            self.counters.pending_push = snapshot.ahead
+        changes = iter(applied.changes)
+        for waiting, rcode in zip(batch, applied.rcodes, strict=True):
+            item = waiting.item
+            if rcode == dns.rcode.NOERROR:
+                self.counters.applied += 1
+            else:
+                self.counters.rejected += 1
+            log.info(
+                "UPDATE {zone} from {client} (key {key}): {rcode}{change}",
+                zone=str(item.zone),
+                client=item.client,
+                key=str(item.keyname),
+                rcode=dns.rcode.to_text(rcode),
+                change=f", {next(changes)}" if snapshot is not None and not rcode else "",
+            )
+            waiting.answer.callback(waiting.request.reply(Answer(rcode=rcode)))
+        if snapshot is not None:
+            self.push()
+
+    def _not_committed(self, failure: Failure, batch: list[_Waiting]) -> None:
+        log.failure("UPDATE batch of {count} not committed", failure, count=len(batch))
+        for waiting in batch:
+            self.counters.rejected += 1
+            waiting.answer.callback(waiting.request.reply(Answer(rcode=dns.rcode.SERVFAIL)))
+
+    def push(self) -> defer.Deferred[None]:
+        """Push until the remote has our commits; a push asked for meanwhile runs after."""
+        if self._pushing is not None:
+            self._push_again = True
+            return self._pushing
+        self._pushing = self._push_until_done()
+
+        def done(result: object) -> object:
+            self._pushing = None
+            if self._push_again:
+                self._push_again = False
+                self.push()
+            return result
+
+        return self._pushing.addBoth(done)
+
+    @defer.inlineCallbacks
+    def _push_until_done(self):  # type: ignore[no-untyped-def]
+        for attempt in itertools.count():
+            try:
+                outcome = yield self.repo.push()
+            except GitError as error:
+                delay = PUSH_RETRY[min(attempt, len(PUSH_RETRY) - 1)]
+                log.warn(
+                    "Push failed ({error}); {count} commits waiting, trying again in {delay} s",
+                    error=str(error),
+                    count=self.counters.pending_push,
+                    delay=delay,
+                )
+                yield task.deferLater(self.clock, delay, lambda: None)
+                continue
+            if outcome is PushOutcome.REJECTED:
+                # The remote moved: replay our commits on its head, then push again.
+                log.info("Push rejected: the remote moved; replaying our updates on it")
+                yield self.sync()
+                continue
+            self.counters.pending_push = 0
+            log.info("Pushed to {remote}", remote=self.repo.remote.url)
+            return
+
+    def sync(self) -> defer.Deferred[None]:
+        """Fetch, replay our unpushed commits on the remote's head, install the result.
+
+        Fails with GitError when the remote cannot be reached.
+        """
+        d = self.repo.run(self._fetch_blocking)
+
+        def fetched(outcome: tuple) -> None:
+            snapshot, replayed, result = outcome
+            if replayed is not None:
+                for item, rcode in replayed.dropped:
+                    self.counters.dropped += 1
+                    log.error(
+                        "UPDATE {zone} from {client} (key {key}) lost: it no longer applies "
+                        "on the remote's head ({rcode})",
+                        zone=str(item.zone),
+                        client=item.client,
+                        key=str(item.keyname),
+                        rcode=dns.rcode.to_text(rcode),
+                    )
+            self._install(snapshot, result)
+            self.counters.pending_push = snapshot.ahead
+            if snapshot.ahead and replayed is not None:
+                self.push()
+
+        return d.addCallback(fetched)

@@ -1,0 +1,244 @@
+"""Minimal edits of a master file: the git diff of an UPDATE shows just what changed.
+
+Removed records lose their lines (the next line gets the owner written out when it
+inherited it), added records are written after the last record of their owner (or at
+the end of the file), and an SOA whose serial alone changed has that number replaced in
+place. Comments, directives and layout stay as the author wrote them.
+
+One pass over the lines; only the entries owned by names the edit touches are parsed
+(by the shared reader), so a big zone is edited in time proportional to its size with
+a small constant.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdata
+import dns.rdatatype
+import dns.ttl
+
+from gitdns.zonefile import ZoneFileError, read_rrsets
+
+Record = tuple[dns.name.Name, int, dns.rdata.Rdata]
+
+SOA = dns.rdatatype.SOA
+
+
+class EditError(Exception):
+    """The file cannot be edited to match the change (a record was not found)."""
+
+
+@dataclass
+class _Entry:
+    """One logical line of the file: a record, a directive, or nothing (blank, comment)."""
+
+    first: int  # index of its first physical line
+    last: int  # index of its last physical line (parentheses span lines)
+    text: str
+
+
+def _entries(lines: list[str]) -> Iterator[_Entry]:
+    """Logical lines: physical lines joined while parentheses are open (RFC 1035 5.1)."""
+    index = 0
+    while index < len(lines):
+        first = index
+        depth = _paren_change(lines[index], 0)
+        while depth > 0 and index + 1 < len(lines):
+            index += 1
+            depth = _paren_change(lines[index], depth)
+        yield _Entry(first, index, "".join(lines[first : index + 1]))
+        index += 1
+
+
+def _paren_change(line: str, depth: int) -> int:
+    if "(" not in line and ")" not in line:
+        return depth
+    quoted = escaped = False
+    for char in line:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char == ";":
+            break
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+    return depth
+
+
+def _tokens(text: str) -> list[str]:
+    """The whitespace-separated fields before any comment (enough to find owner and TTL)."""
+    if ";" in text and '"' not in text:
+        text = text.split(";", 1)[0]
+    return text.replace("(", " ").replace(")", " ").split()
+
+
+def edit_zone_text(
+    text: str,
+    origin: dns.name.Name,
+    filename: str,
+    removed: Iterable[Record],
+    added: Iterable[Record],
+) -> str:
+    """text with removed records' lines dropped and added records written in.
+
+    An SOA replaced by one that differs only in its serial keeps its lines, serial
+    changed in place. Raises EditError when a removed record is not in the file.
+    """
+    # A TTL change arrives as the record removed and added back: its line is rewritten.
+    gone: Counter = Counter((name, rdata.rdtype, rdata) for name, _, rdata in removed)
+    new = list(added)
+    old_soa = next((key for key in gone if key[1] == SOA), None)
+    new_soa = next((record for record in new if record[2].rdtype == SOA), None)
+    serial_only = (
+        old_soa is not None
+        and new_soa is not None
+        and old_soa[2].replace(serial=new_soa[2].serial) == new_soa[2]
+    )
+    if serial_only:
+        del gone[old_soa]
+        new.remove(new_soa)
+    wanted = {name for name, _, _ in gone} | {name for name, _, _ in new}
+    if serial_only:
+        wanted.add(old_soa[0])
+
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    drop: set[int] = set()
+    replace: dict[int, str] = {}
+    # Where to add records of a name: after the last line of its last entry.
+    block_end: dict[dns.name.Name, tuple[int, dns.name.Name]] = {}
+    current_origin = origin
+    default_ttl: int | None = None
+    last_ttl: int | None = None
+    owner: dns.name.Name | None = None
+    owner_text = ""
+    owner_origin = origin
+    inherit_fix: int | None = None  # first line of an entry that lost its owner's line
+    for entry in _entries(lines):
+        tokens = _tokens(entry.text)
+        if not tokens:
+            continue
+        word = tokens[0]
+        if word.startswith("$"):
+            if word.upper() == "$ORIGIN" and len(tokens) > 1:
+                current_origin = dns.name.from_text(tokens[1], current_origin)
+            elif word.upper() == "$TTL" and len(tokens) > 1:
+                default_ttl = dns.ttl.from_text(tokens[1])
+            continue
+        inherited = entry.text[0] in " \t"
+        if not inherited:
+            owner_text, owner_origin = word, current_origin
+            owner = current_origin if word == "@" else dns.name.from_text(word, current_origin)
+            fields = tokens[1:]
+            inherit_fix = None
+        else:
+            fields = tokens
+            if inherit_fix is not None:
+                # The line that named this entry's owner is gone: name it here.
+                spelled = owner_text if owner_origin == current_origin else owner.to_text()
+                replace[entry.first] = spelled + lines[entry.first]
+                inherit_fix = None
+        if fields and fields[0][0].isdigit():
+            last_ttl = dns.ttl.from_text(fields[0])
+        if owner not in wanted:
+            continue
+        block_end[owner] = (entry.last, current_origin)
+        for record in _parse(entry, owner, current_origin, default_ttl, last_ttl, origin, filename):
+            name, _, rdata = record
+            key = (name, rdata.rdtype, rdata)
+            if serial_only and rdata.rdtype == SOA:
+                _serial_in_place(lines, entry, new_soa[2].serial, replace)
+            elif gone[key]:
+                gone[key] -= 1
+                drop.update(range(entry.first, entry.last + 1))
+                replace.pop(entry.first, None)
+                if not inherited:
+                    inherit_fix = entry.first
+    missing = [key for key, count in gone.items() if count]
+    if missing:
+        name, rdtype, rdata = missing[0]
+        raise EditError(
+            f"{filename}: cannot find {name} {dns.rdatatype.to_text(rdtype)} {rdata} to remove"
+        )
+    inserts: dict[int, list[str]] = {}
+    tail: list[str] = []
+    for name, ttl, rdata in new:
+        where = block_end.get(name)
+        at_origin = where[1] if where else current_origin
+        line = _format(name, ttl, rdata, at_origin)
+        if where is None:
+            tail.append(line)
+        else:
+            inserts.setdefault(where[0], []).append(line)
+    out: list[str] = []
+    for index, line in enumerate(lines):
+        if index not in drop:
+            out.append(replace.get(index) or line)
+        out.extend(inserts.get(index, ()))
+    out.extend(tail)
+    return "".join(out)
+
+
+def _parse(
+    entry: _Entry,
+    owner: dns.name.Name,
+    current_origin: dns.name.Name,
+    default_ttl: int | None,
+    last_ttl: int | None,
+    origin: dns.name.Name,
+    filename: str,
+) -> list[Record]:
+    """The records of one entry, read by the shared reader in the entry's context."""
+    body = entry.text
+    if body[0] in " \t":
+        body = f"{owner} {body.lstrip()}"
+    ttl = default_ttl if default_ttl is not None else last_ttl
+    header = f"$ORIGIN {current_origin}\n" + (f"$TTL {ttl}\n" if ttl is not None else "")
+    try:
+        rrsets = read_rrsets(header + body, origin, filename)
+    except ZoneFileError:
+        return []
+    return [(rrset.name, rrset.ttl, rdata) for rrset in rrsets for rdata in rrset]
+
+
+SERIAL_FIELD = 2  # SOA rdata: MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM
+
+
+def _serial_in_place(lines: list[str], entry: _Entry, serial: int, replace: dict[int, str]) -> None:
+    """Replace the SOA's serial where it is written, whatever the layout."""
+    seen_type = False
+    field = -1
+    for index in range(entry.first, entry.last + 1):
+        line = lines[index]
+        code = line.split(";", 1)[0]
+        for match in re.finditer(r"[^\s()]+", code):
+            token = match.group()
+            if not seen_type:
+                seen_type = token.upper() == "SOA"
+                continue
+            field += 1
+            if field == SERIAL_FIELD:
+                replace[index] = line[: match.start()] + str(serial) + line[match.end() :]
+                return
+    raise EditError("cannot find the SOA serial to change")
+
+
+def _format(name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata, origin: dns.name.Name) -> str:
+    owner = name.relativize(origin).to_text() if name.is_subdomain(origin) else name.to_text()
+    if name == origin:
+        owner = "@"
+    text = rdata.to_text(origin=origin, relativize=True)
+    return f"{owner}\t{ttl}\tIN\t{dns.rdatatype.to_text(rdata.rdtype)}\t{text}\n"
