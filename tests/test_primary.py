@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.peers import TWISTD, Gitdns, commit, dig, make_repo
+from tests.peers import ROOT, TWISTD, Gitdns, commit, dig, make_repo
 
 MIRAGE = """\
 $ORIGIN mirage.
@@ -77,3 +77,49 @@ def test_branch_selection(tmp_path) -> None:
     server = Gitdns({"mirage": MIRAGE}, remote=f"{repo}#staging")
     with server:
         assert dig("+short", "www.mirage", port=server.port).strip() == "2.2.2.2"
+
+
+def test_privileged_port_then_privileges_dropped(tmp_path) -> None:
+    """twistd -u/-g: port 53 is bound as root, then the server runs as nobody and can
+    still fetch into its clone."""
+    import os
+    import time
+
+    from tests.peers import git
+
+    repo = make_repo(tmp_path / "repo", {"mirage": MIRAGE, "mirage._keys": KEYS})
+    data = tmp_path / "data"
+    os.chmod(tmp_path, 0o755)
+    command = [TWISTD, "-n", "--pidfile=", "-u", "nobody", "-g", "nogroup", "gitdns-primary",
+               "--remote", str(repo), "--listen", "127.0.0.1:53", "--data-dir", str(data)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "www" not in dig("+short", "www.mirage", "A", port=53):
+            time.sleep(0.2)
+        assert dig("+short", "www.mirage", port=53).strip() == "1.1.1.1"
+        with open(f"/proc/{server.pid}/status") as status:
+            uid_line = next(line for line in status if line.startswith("Uid:"))
+        assert uid_line.split()[1] == str(__import__("pwd").getpwnam("nobody").pw_uid)
+        os.chmod(repo, 0o755)
+        commit(repo, {"mirage": MIRAGE.replace("1.1.1.1", "9.9.9.9").replace("\t1\t", "\t2\t")})
+        for path in (repo, *repo.rglob("*")):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        notified = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "gitdns"), "notify", "127.0.0.1", "mirage", "-p", "53",
+             "-k", "personal._update.mirage:SHA256:kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="],
+            capture_output=True, text=True, timeout=30)
+        assert "NOERROR" in notified.stdout, notified
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and dig("+short", "www.mirage", port=53).strip() != "9.9.9.9":
+            time.sleep(0.2)
+        assert dig("+short", "www.mirage", port=53).strip() == "9.9.9.9"
+        del git
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)

@@ -22,7 +22,7 @@ class IResolverTests(TestCase):
 
     @defer.inlineCallbacks
     def test_lookup_address(self):
-        answers, authority, additional = yield self.authority.lookupAddress(b"ns1.example")
+        answers, _, _ = yield self.authority.lookupAddress(b"ns1.example")
         self.assertEqual([a.payload.dottedQuad() for a in answers], ["192.0.2.53"])
 
     @defer.inlineCallbacks
