@@ -79,7 +79,8 @@ class Primary(service.MultiService):
         self.registered: dict[dns.name.Name, dict[str, Key]] = {}
 
     def handle(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | Later | None:
-        reply = respond(self.authority.served, wire, tcp=tcp, now=int(self.clock.seconds()))
+        now = int(self.clock.seconds())
+        reply = respond(self.authority.served, wire, tcp=tcp, now=now, peer=peer[0])
         if reply is None or reply.event is None:
             return reply
         if isinstance(reply.event, UpdateReceived):

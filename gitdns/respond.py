@@ -6,7 +6,7 @@ decides what to do with the result (send it, cache it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -60,6 +60,12 @@ class Served:
     may: Permission = _nobody
     # --axfr: transfers without a key.
     open_axfr: bool = False
+    # A secondary's zones past their expire time: answered SERVFAIL (RFC 1034 4.3.5).
+    expired: frozenset[dns.name.Name] = frozenset()
+    # False on a secondary: UPDATE is the primary's business (NOTAUTH).
+    accepts_updates: bool = True
+    # zone -> addresses whose unsigned NOTIFY is accepted (a secondary's primaries).
+    notify_sources: Mapping[dns.name.Name, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class Request:
     now: int
     signature: Signature | None
     wire: bytes = b""
+    peer: str | None = None
 
     def reply(self, answer: Answer) -> bytes:
         limit = TCP_LIMIT if self.tcp else udp_limit(self.query)
@@ -129,12 +136,14 @@ class Reply:
     event: Event | None = None
 
 
-def respond(served: Served, wire: bytes, *, tcp: bool, now: int) -> Reply | None:
+def respond(
+    served: Served, wire: bytes, *, tcp: bool, now: int, peer: str | None = None
+) -> Reply | None:
     """The response to one request, or None when it must be dropped silently.
 
     Requests that cannot be parsed get FORMERR when their header can be read; responses
     (QR set) and fragments shorter than a header get nothing. now is the time in
-    seconds since the epoch.
+    seconds since the epoch; peer the client's address.
     """
     if len(wire) < 12 or wire[2] & 0x80:
         return None
@@ -153,7 +162,7 @@ def respond(served: Served, wire: bytes, *, tcp: bool, now: int) -> Reply | None
             return Reply(Request(query, tcp, now, None).reply(Answer(rcode=dns.rcode.FORMERR)))
         if not signature.ok:
             return Request(query, tcp, now, signature).error(signature.rcode)
-    request = Request(query, tcp, now, signature, wire)
+    request = Request(query, tcp, now, signature, wire, peer)
     opcode = query.opcode()
     if opcode == dns.opcode.QUERY:
         return answer_query(served, request)
@@ -184,6 +193,8 @@ def answer_query(served: Served, request: Request) -> Reply:
         return request.error(dns.rcode.NOTIMP)
     if question.rdclass != dns.rdataclass.IN:
         return request.error(dns.rcode.REFUSED)
+    if served.expired and _expired(served, question.name):
+        return request.error(dns.rcode.SERVFAIL)
     if question.rdtype in TRANSFER_TYPES:
         return answer_transfer(served, request)
     answer = resolve(served.zones, question.name, question.rdtype)
@@ -201,6 +212,11 @@ def answer_query(served: Served, request: Request) -> Reply:
     return Reply(request.reply(answer), event=event)
 
 
+def _expired(served: Served, name: dns.name.Name) -> bool:
+    zone = served.zones.find(name)
+    return zone is not None and zone.origin in served.expired
+
+
 def answer_update(served: Served, request: Request) -> Reply:
     """RFC 2136 3.1 and SPEC.md: the zone must be ours and the key allowed to update it.
 
@@ -210,7 +226,7 @@ def answer_update(served: Served, request: Request) -> Reply:
     if len(query.question) != 1 or query.question[0].rdtype != dns.rdatatype.SOA:
         return request.error(dns.rcode.FORMERR)
     zone = query.question[0].name
-    if zone not in served.zones.zones:
+    if zone not in served.zones.zones or not served.accepts_updates:
         return request.error(dns.rcode.NOTAUTH)
     signature = request.signature
     if signature is None or not served.may(signature.keyname, Operation.UPDATE, zone):
@@ -225,7 +241,10 @@ def answer_notify(served: Served, request: Request) -> Reply:
         return request.error(dns.rcode.FORMERR)
     zone = query.question[0].name
     signature = request.signature
-    accepted = signature is not None and served.may(signature.keyname, Operation.NOTIFY, zone)
+    if signature is not None:
+        accepted = served.may(signature.keyname, Operation.NOTIFY, zone)
+    else:
+        accepted = request.peer in served.notify_sources.get(zone, ())
     answer = Answer(
         rcode=dns.rcode.NOERROR if accepted else dns.rcode.REFUSED, authoritative=accepted
     )
