@@ -1,0 +1,5 @@
+"""gitdns: authoritative DNS served from a git repository."""
+
+from gitdns import speedups
+
+speedups.install()

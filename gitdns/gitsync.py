@@ -16,6 +16,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import dns.name
 import dns.rcode
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
@@ -26,6 +27,7 @@ from gitdns.answer import Answer
 from gitdns.commits import Applied, Replayed, UpdateItem, strip_tsig
 from gitdns.gitrepo import GitError, GitRepository, PushOutcome, Snapshot
 from gitdns.respond import Request, UpdateReceived
+from gitdns.xfr import Delta, zone_delta
 from gitdns.zones import LoadedZone, LoadResult, ZoneSet, load_zoneset
 
 log = Logger()
@@ -33,7 +35,17 @@ log = Logger()
 # Seconds between push attempts while the remote is unreachable, growing to the last.
 PUSH_RETRY = (1, 2, 5, 10, 30, 60, 120, 300)
 
-Install = Callable[[Snapshot, LoadResult], None]
+
+@dataclass(frozen=True)
+class Loaded:
+    """A commit's zones, ready to serve, with how each changed zone differs (for IXFR)."""
+
+    snapshot: Snapshot
+    result: LoadResult
+    deltas: dict[dns.name.Name, Delta]
+
+
+Install = Callable[[Loaded], None]
 
 
 @dataclass
@@ -73,39 +85,42 @@ class GitSync:
     def _known(self) -> dict[str, LoadedZone]:
         return {loaded.filename: loaded for loaded in self._loaded.sources.values()}
 
-    def _load(self, snapshot: Snapshot, parsed: dict[str, LoadedZone]) -> LoadResult:
+    def _load(self, snapshot: Snapshot, parsed: dict[str, LoadedZone]) -> Loaded:
         """Zones of snapshot, reusing what is parsed already (and parsed just now)."""
-        sources = dict(self._loaded.sources)
+        previous = self._loaded
+        sources = dict(previous.sources)
         sources.update((loaded.zone.origin, loaded) for loaded in parsed.values())
-        result = load_zoneset(snapshot.files, ZoneSet(self._loaded.zones, sources))
+        result = load_zoneset(snapshot.files, ZoneSet(previous.zones, sources))
         self._loaded = result.zoneset
-        return result
+        deltas = {}
+        for origin in result.changed:
+            old, new = previous.zones.get(origin), result.zoneset.zones.get(origin)
+            if old is not None and new is not None:
+                deltas[origin] = zone_delta(old, new)
+        return Loaded(snapshot, result, deltas)
 
-    def load_blocking(self) -> tuple[Snapshot, LoadResult]:
-        snapshot = self.repo.snapshot_blocking()
-        return snapshot, self._load(snapshot, {})
+    def load_blocking(self) -> Loaded:
+        return self._load(self.repo.snapshot_blocking(), {})
 
-    def _fetch_blocking(self) -> tuple[Snapshot, Replayed | None, LoadResult]:
+    def _fetch_blocking(self) -> tuple[Loaded, Replayed | None]:
         snapshot, replayed = self.repo.fetch_blocking(self._known())
-        return snapshot, replayed, self._load(snapshot, replayed.zones if replayed else {})
+        return self._load(snapshot, replayed.zones if replayed else {}), replayed
 
-    def _commit_blocking(
-        self, items: list[UpdateItem], now: int
-    ) -> tuple[Applied, Snapshot | None, LoadResult | None]:
+    def _commit_blocking(self, items: list[UpdateItem], now: int) -> tuple[Applied, Loaded | None]:
         applied, snapshot = self.repo.commit_updates_blocking(items, self._known(), now)
         if snapshot is None:
-            return applied, None, None
-        return applied, snapshot, self._load(snapshot, applied.zones)
+            return applied, None
+        return applied, self._load(snapshot, applied.zones)
 
     # On the reactor.
 
-    def _install(self, snapshot: Snapshot, result: LoadResult) -> None:
-        self.served = result.zoneset
-        self.install(snapshot, result)
+    def _install(self, loaded: Loaded) -> None:
+        self.served = loaded.result.zoneset
+        self.install(loaded)
 
     def start(self) -> None:
         """Load the local clone as it is (before the reactor runs, or at start)."""
-        self._install(*self.load_blocking())
+        self._install(self.load_blocking())
 
     def submit(self, event: UpdateReceived, client: str) -> defer.Deferred[bytes]:
         """Queue an authorised UPDATE; fires with the response once it is durable."""
@@ -135,11 +150,11 @@ class GitSync:
 
         d.addBoth(next_batch)
 
-    def _committed(self, outcome: tuple, batch: list[_Waiting]) -> None:
-        applied, snapshot, result = outcome
-        if snapshot is not None:
-            self._install(snapshot, result)
-            self.counters.pending_push = snapshot.ahead
+    def _committed(self, outcome: tuple[Applied, Loaded | None], batch: list[_Waiting]) -> None:
+        applied, loaded = outcome
+        if loaded is not None:
+            self._install(loaded)
+            self.counters.pending_push = loaded.snapshot.ahead
         changes = iter(applied.changes)
         for waiting, rcode in zip(batch, applied.rcodes, strict=True):
             item = waiting.item
@@ -153,10 +168,10 @@ class GitSync:
                 client=item.client,
                 key=str(item.keyname),
                 rcode=dns.rcode.to_text(rcode),
-                change=f", {next(changes)}" if snapshot is not None and not rcode else "",
+                change=f", {next(changes)}" if loaded is not None and not rcode else "",
             )
             waiting.answer.callback(waiting.request.reply(Answer(rcode=rcode)))
-        if snapshot is not None:
+        if loaded is not None:
             self.push()
 
     def _not_committed(self, failure: Failure, batch: list[_Waiting]) -> None:
@@ -212,8 +227,8 @@ class GitSync:
         """
         d = self.repo.run(self._fetch_blocking)
 
-        def fetched(outcome: tuple) -> None:
-            snapshot, replayed, result = outcome
+        def fetched(outcome: tuple[Loaded, Replayed | None]) -> None:
+            loaded, replayed = outcome
             if replayed is not None:
                 for item, rcode in replayed.dropped:
                     self.counters.dropped += 1
@@ -225,9 +240,9 @@ class GitSync:
                         key=str(item.keyname),
                         rcode=dns.rcode.to_text(rcode),
                     )
-            self._install(snapshot, result)
-            self.counters.pending_push = snapshot.ahead
-            if snapshot.ahead and replayed is not None:
+            self._install(loaded)
+            self.counters.pending_push = loaded.snapshot.ahead
+            if loaded.snapshot.ahead and replayed is not None:
                 self.push()
 
         return d.addCallback(fetched)

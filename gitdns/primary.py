@@ -18,8 +18,8 @@ from twisted.logger import Logger
 
 from gitdns.authority import GitAuthority
 from gitdns.client import query_tcp_then_udp
-from gitdns.gitrepo import GitError, GitRepository, Remote, Snapshot
-from gitdns.gitsync import GitSync
+from gitdns.gitrepo import GitError, GitRepository, Remote
+from gitdns.gitsync import GitSync, Loaded
 from gitdns.keys import Key, KeyLoad, is_key_file, load_keys, may
 from gitdns.notify import ATTEMPT_TIMEOUT, Notifier, Target, notify_targets
 from gitdns.respond import Event, NotifyReceived, Reply, Served, UpdateReceived, respond
@@ -30,9 +30,13 @@ from gitdns.server import (
     RequestDispatcher,
     ResponseCache,
 )
-from gitdns.zones import LoadResult, Zone
+from gitdns.xfr import Delta
+from gitdns.zones import LoadResult, Zone, ZoneSet
 
 log = Logger()
+
+# Differences kept per zone for IXFR.
+JOURNAL_LENGTH = 100
 
 # Seconds between attempts to reach an unreachable remote, growing to the last value.
 FETCH_RETRY = (5, 10, 30, 60, 120, 300)
@@ -47,6 +51,33 @@ class PrimaryConfig:
     open_axfr: bool = False
     # Port our NOTIFYs go to (53; another for test setups on one machine).
     notify_port: int = 53
+
+
+def extend_journal(
+    journal: Mapping[dns.name.Name, tuple[Delta, ...]],
+    zones: ZoneSet,
+    deltas: Mapping[dns.name.Name, Delta],
+) -> dict[dns.name.Name, tuple[Delta, ...]]:
+    """The IXFR journal after a reload: each zone's differences, oldest first, bounded.
+
+    A change that kept the serial breaks the chain (one serial, two contents): that
+    zone's journal starts over, and clients asking from older serials get AXFR-style.
+    """
+    extended = {}
+    for origin, zone in zones.zones.items():
+        steps = journal.get(origin, ())
+        step = deltas.get(origin)
+        if step is not None:
+            steps = (*steps, step) if serial_increased(step.old_serial, step.new_serial) else ()
+            # Keep differences while they stay smaller than the zone (else AXFR is
+            # better); its number of names stands in for its size, at no cost.
+            while len(steps) > JOURNAL_LENGTH or (
+                len(steps) > 1 and sum(s.size for s in steps) > len(zone.nodes)
+            ):
+                steps = steps[1:]
+        if steps:
+            extended[origin] = steps
+    return extended
 
 
 def serial_increased(old: int, new: int) -> bool:
@@ -195,7 +226,8 @@ class Primary(service.MultiService):
                 continue
             return
 
-    def _swap(self, snapshot: Snapshot, result: LoadResult) -> None:
+    def _swap(self, loaded: Loaded) -> None:
+        snapshot, result = loaded.snapshot, loaded.result
         for error in result.errors:
             log.error("Zone not loaded: {error}", error=str(error))
         key_files = {f.name: f.data for f in snapshot.files if is_key_file(f.name)}
@@ -209,6 +241,7 @@ class Primary(service.MultiService):
             keyring=self._keys.tsig_keyring(),
             may=may,
             open_axfr=self.config.open_axfr,
+            journal=extend_journal(self.authority.served.journal, result.zoneset, loaded.deltas),
         )
         self.authority.swap(served, result)
         log.info(

@@ -22,7 +22,7 @@ import dns.renderer
 from gitdns.answer import Answer, resolve
 from gitdns.keys import Operation
 from gitdns.tsig import Keyring, Signature, add_signature, check
-from gitdns.xfr import axfr_messages
+from gitdns.xfr import Delta, axfr_messages, ixfr_messages, ixfr_plan
 from gitdns.zones import ZoneSet
 
 # The payload we offer and accept at most over UDP (DNS flag day 2020: no fragments).
@@ -66,6 +66,8 @@ class Served:
     accepts_updates: bool = True
     # zone -> addresses whose unsigned NOTIFY is accepted (a secondary's primaries).
     notify_sources: Mapping[dns.name.Name, frozenset[str]] = field(default_factory=dict)
+    # zone -> the differences between the versions served lately, oldest first (IXFR).
+    journal: Mapping[dns.name.Name, tuple[Delta, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -253,10 +255,12 @@ def answer_notify(served: Served, request: Request) -> Reply:
 
 
 def answer_transfer(served: Served, request: Request) -> Reply:
-    """AXFR, and IXFR answered AXFR-style (RFC 1995 4): TCP only, with transfer access."""
-    if not request.tcp:
+    """AXFR (TCP only) and IXFR (RFC 1995), with transfer access (SPEC.md)."""
+    query = request.query
+    question = query.question[0]
+    ixfr = question.rdtype == dns.rdatatype.IXFR
+    if not request.tcp and not ixfr:
         return request.error(dns.rcode.REFUSED)
-    question = request.query.question[0]
     zone = served.zones.zones.get(question.name)
     signature = request.signature
     allowed = served.open_axfr or (
@@ -264,9 +268,24 @@ def answer_transfer(served: Served, request: Request) -> Reply:
     )
     if zone is None or not allowed:
         return request.error(dns.rcode.NOTAUTH)
-    messages = axfr_messages(zone, request.query, signature, request.now)
-    kind = dns.rdatatype.to_text(question.rdtype)
     keyname = signature.keyname if signature else None
+    if not ixfr:
+        messages = axfr_messages(zone, query, signature, request.now)
+        return Reply(b"", transfer=Transfer("AXFR", zone.origin, zone.serial, keyname, messages))
+    theirs = [rrset for rrset in query.authority if rrset.rdtype == dns.rdatatype.SOA]
+    if not theirs:
+        return request.error(dns.rcode.FORMERR)
+    serial = theirs[0][0].serial
+    if not request.tcp or serial == zone.serial:
+        # Current, or over UDP: the SOA alone; the client asks again over TCP (RFC 1995 2).
+        return Reply(request.reply(Answer(authoritative=True, answer=[zone.soa])))
+    plan = ixfr_plan(zone, served.journal.get(zone.origin, ()), serial)
+    if plan is None:
+        messages = axfr_messages(zone, query, signature, request.now)
+        kind = f"IXFR from {serial} (AXFR-style)"
+    else:
+        messages = ixfr_messages(zone, plan, query, signature, request.now)
+        kind = f"IXFR from {serial}"
     return Reply(b"", transfer=Transfer(kind, zone.origin, zone.serial, keyname, messages))
 
 
