@@ -22,6 +22,7 @@ from gitdns.gitrepo import GitError, GitRepository, Remote
 from gitdns.gitsync import GitSync, Loaded
 from gitdns.keys import Key, KeyLoad, is_key_file, load_keys, may
 from gitdns.notify import ATTEMPT_TIMEOUT, Notifier, Target, notify_targets
+from gitdns.ratelimit import RateLimiter
 from gitdns.respond import Event, NotifyReceived, Reply, Served, UpdateReceived, respond
 from gitdns.server import (
     DNSStreamFactory,
@@ -51,6 +52,9 @@ class PrimaryConfig:
     open_axfr: bool = False
     # Port our NOTIFYs go to (53; another for test setups on one machine).
     notify_port: int = 53
+    # Response rate limiting (responses per second), None: off.
+    rrl_rate: float | None = None
+    rrl_slip: int = 2
 
 
 def extend_journal(
@@ -95,8 +99,9 @@ class Primary(service.MultiService):
         self.authority.on_change(self._zones_changed)
         dispatcher = RequestDispatcher(self.handle, self.cache)
         streams = DNSStreamFactory(dispatcher)
+        limiter = RateLimiter(config.rrl_rate, config.rrl_slip) if config.rrl_rate else None
         for host, port in config.listen:
-            ListenerService(host, port, dispatcher, streams).setServiceParent(self)
+            ListenerService(host, port, dispatcher, streams, limiter=limiter).setServiceParent(self)
         self._syncing: defer.Deferred[None] | None = None
         self._sync_again = False
         self._fetched_at_start = False
@@ -294,6 +299,8 @@ def make_primary(options: Mapping[str, Any]) -> Primary:
         data_dir=options["data-dir"],
         open_axfr=bool(options["axfr"]),
         notify_port=options["notify-port"],
+        rrl_rate=options["rrl-rate"],
+        rrl_slip=options["rrl-slip"],
     )
     primary = Primary(config)
     try:

@@ -7,7 +7,7 @@ decides what to do with the result (send it, cache it).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dns.exception
 import dns.flags
@@ -136,6 +136,8 @@ class Reply:
     transfer: Transfer | None = None
     # Something the shell must act on (fetch, remember a secondary).
     event: Event | None = None
+    # The request carried a valid TSIG: exempt from response rate limiting.
+    authenticated: bool = False
 
 
 def respond(
@@ -167,12 +169,14 @@ def respond(
     request = Request(query, tcp, now, signature, wire, peer)
     opcode = query.opcode()
     if opcode == dns.opcode.QUERY:
-        return answer_query(served, request)
-    if opcode == dns.opcode.NOTIFY:
-        return answer_notify(served, request)
-    if opcode == dns.opcode.UPDATE:
-        return answer_update(served, request)
-    return request.error(dns.rcode.NOTIMP)
+        reply = answer_query(served, request)
+    elif opcode == dns.opcode.NOTIFY:
+        reply = answer_notify(served, request)
+    elif opcode == dns.opcode.UPDATE:
+        reply = answer_update(served, request)
+    else:
+        reply = request.error(dns.rcode.NOTIMP)
+    return reply if signature is None else replace(reply, authenticated=True)
 
 
 def header_error(wire: bytes, rcode: int) -> bytes:

@@ -15,10 +15,13 @@ import dns.name
 import dns.rcode
 from twisted.application import service
 from twisted.internet import defer, interfaces, protocol, task, tcp, udp
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from gitdns.ratelimit import RateLimiter, Verdict, truncated
 from gitdns.respond import Reply, Transfer, header_error
 
 log = Logger()
@@ -124,11 +127,47 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
             self.transport.write(reply.wire, addr)
 
 
+class RateLimitedDatagramProtocol(DNSDatagramProtocol):
+    """UDP with response rate limiting (--rrl-rate); a separate class so that the
+    unlimited hot path pays nothing for it."""
+
+    def __init__(
+        self, dispatcher: RequestDispatcher, limiter: RateLimiter, clock: IReactorTime
+    ) -> None:
+        super().__init__(dispatcher)
+        self.limiter = limiter
+        self.clock = clock
+
+    def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
+        cached = self.cache.get(data[2:])
+        if cached is not None:
+            self._limited(data, data[:2] + cached, addr)
+            return
+        reply = self.dispatcher.dispatch(data, False, addr)
+        if isinstance(reply, Later):
+            reply.response.addCallback(self._limited, data, addr)
+        elif reply is not None and reply.wire:
+            if reply.authenticated:
+                self.transport.write(reply.wire, addr)
+            else:
+                self._limited(data, reply.wire, addr)
+
+    def _limited(self, request: bytes, response: bytes, addr: tuple[str, int]) -> None:
+        verdict = self.limiter.decide(addr[0], request, response, self.clock.seconds())
+        if verdict is Verdict.SEND:
+            self.transport.write(response, addr)
+        elif verdict is Verdict.SLIP:
+            self.transport.write(truncated(request, response), addr)
+
+
+@implementer(interfaces.IPushProducer)
 class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
     """Length-prefixed messages (RFC 1035 4.2.2), pipelined, answered in order.
 
     A zone transfer is streamed cooperatively, so other clients are served meanwhile;
-    requests pipelined behind it wait until it is done.
+    requests pipelined behind it wait until it is done. The timeout runs from the last
+    complete request: a client trickling bytes (slowloris) is cut off as an idle one.
+    A client that does not read its answers stops being read (back-pressure).
     """
 
     def __init__(self, factory: DNSStreamFactory) -> None:
@@ -139,9 +178,19 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         self.peer = self.transport.getPeer()
         self.setTimeout(self.factory.idle_timeout)
+        self.transport.registerProducer(self, True)
+
+    # IPushProducer: the transport pauses us when the client does not read.
+    def pauseProducing(self) -> None:
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        pass
 
     def dataReceived(self, data: bytes) -> None:
-        self.resetTimeout()
         self.buffer += data
         self._process()
 
@@ -152,6 +201,8 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
             if len(self.buffer) < 2 + length:
                 return
             message, self.buffer = self.buffer[2 : 2 + length], self.buffer[2 + length :]
+            self.resetTimeout()
+            self.factory.touch(self)
             cached = cache.get(message[2:])
             if cached is not None:
                 self._send(message[:2] + cached)
@@ -220,10 +271,13 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
         self.setTimeout(None)
         if self.streaming is not None:
             self.streaming.stop()
-        self.factory.connections.discard(self)
+        self.factory.connections.pop(self, None)
 
 
 class DNSStreamFactory(protocol.Factory):
+    """TCP connections, at most max_connections: past that the least recently active
+    one is closed to make room, so idle connections cannot lock clients out."""
+
     noisy = False
 
     def __init__(
@@ -235,18 +289,20 @@ class DNSStreamFactory(protocol.Factory):
         self.dispatcher = dispatcher
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
-        self.connections: set[DNSStreamProtocol] = set()
+        # Ordered from least to most recently active.
+        self.connections: dict[DNSStreamProtocol, None] = {}
 
-    def buildProtocol(self, addr: interfaces.IAddress) -> DNSStreamProtocol | None:
-        if len(self.connections) >= self.max_connections:
-            log.warn(
-                "TCP connection from {peer} refused: {count} connections open",
-                peer=getattr(addr, "host", addr),
-                count=len(self.connections),
-            )
-            return None
+    def touch(self, connection: DNSStreamProtocol) -> None:
+        self.connections.pop(connection, None)
+        self.connections[connection] = None
+
+    def buildProtocol(self, addr: interfaces.IAddress) -> DNSStreamProtocol:
+        while len(self.connections) >= self.max_connections:
+            oldest = next(iter(self.connections))
+            del self.connections[oldest]
+            oldest.transport.abortConnection()
         connection = DNSStreamProtocol(self)
-        self.connections.add(connection)
+        self.connections[connection] = None
         return connection
 
 
@@ -315,11 +371,13 @@ class ListenerService(service.Service):
         dispatcher: RequestDispatcher,
         stream_factory: DNSStreamFactory,
         reactor: object = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.dispatcher = dispatcher
         self.stream_factory = stream_factory
         self.reactor = reactor
+        self.limiter = limiter
         self.ports: list[object] = []
 
     def privilegedStartService(self) -> None:
@@ -328,9 +386,13 @@ class ListenerService(service.Service):
             from twisted.internet import reactor
 
             self.reactor = reactor
+        if self.limiter is None:
+            datagrams = DNSDatagramProtocol(self.dispatcher)
+        else:
+            datagrams = RateLimitedDatagramProtocol(self.dispatcher, self.limiter, self.reactor)
         udp_port = _UDPPort(
             self.port,
-            DNSDatagramProtocol(self.dispatcher),
+            datagrams,
             self.host,
             maxPacketSize=UDP_RECEIVE_SIZE,
             reactor=self.reactor,

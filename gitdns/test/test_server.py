@@ -119,29 +119,53 @@ def _read_or_reset(sock: socket.socket) -> bytes:
 
 class TCPLimitTests(TestCase):
     @defer.inlineCallbacks
-    def test_connection_cap_and_idle_timeout(self):
-        served = Listening(max_connections=2, idle_timeout=0.5)
+    def test_full_table_makes_room_by_closing_the_least_recently_active(self):
+        served = Listening(max_connections=2, idle_timeout=30)
         self.addCleanup(served.listener.stopService)
 
-        def hold_two_then_third() -> tuple[bytes, list[bytes]]:
-            held = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(2)]
+        def crowd() -> tuple[bytes, dns.message.Message]:
+            address = ("127.0.0.1", served.port)
+            idle = socket.create_connection(address)
+            busy = socket.create_connection(address)
             try:
-                time.sleep(0.2)
-                with socket.create_connection(("127.0.0.1", served.port), timeout=5) as third:
-                    refused = third.recv(10)
-                time.sleep(1.0)
-                # Both idle connections were closed by the server: reads see EOF.
-                closed = [_read_or_reset(sock) for sock in held]
-                return refused, closed
+                time.sleep(0.1)
+                busy.sendall(_framed("ns1.example."))
+                dns.query.receive_tcp(busy, expiration=time.time() + 5)
+                with socket.create_connection(address, timeout=5) as newcomer:
+                    newcomer.sendall(_framed("mail.example."))
+                    answer, _ = dns.query.receive_tcp(newcomer, expiration=time.time() + 5)
+                idle.settimeout(5)
+                return _read_or_reset(idle), answer
             finally:
-                for sock in held:
-                    sock.close()
+                idle.close()
+                busy.close()
 
-        refused, closed = yield threads.deferToThread(hold_two_then_third)
-        self.assertEqual(refused, b"")
-        self.assertEqual(closed, [b"", b""])
-        response = yield served.ask("ns1.example.", tcp=True)
-        self.assertEqual(response.rcode(), dns.rcode.NOERROR)
+        evicted, answer = yield threads.deferToThread(crowd)
+        self.assertEqual(evicted, b"", "the idle connection made room")
+        self.assertEqual(answer.rcode(), dns.rcode.NOERROR)
+
+    @defer.inlineCallbacks
+    def test_trickling_client_is_cut_off(self):
+        served = Listening(idle_timeout=0.5)
+        self.addCleanup(served.listener.stopService)
+
+        def trickle() -> bytes:
+            wire = _framed("ns1.example.")
+            with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+                try:
+                    for byte in wire[:-1]:
+                        sock.sendall(bytes([byte]))
+                        time.sleep(0.05)
+                except OSError:
+                    return b""
+                return _read_or_reset(sock)
+
+        self.assertEqual((yield threads.deferToThread(trickle)), b"")
+
+
+def _framed(qname: str) -> bytes:
+    wire = dns.message.make_query(qname, "A").to_wire()
+    return len(wire).to_bytes(2, "big") + wire
 
 
 class ParseListenTests(TestCase):

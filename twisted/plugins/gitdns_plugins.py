@@ -1,4 +1,4 @@
-"""twistd plugins: gitdns-primary (and later gitdns-secondary, gitdns-acme). Thin on purpose."""
+"""twistd plugins: gitdns-primary, gitdns-secondary (and later gitdns-acme). Thin on purpose."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from zope.interface import implementer
 
 if TYPE_CHECKING:
     from gitdns.primary import Primary
+    from gitdns.secondary import Secondary
 
 
 class PrimaryOptions(usage.Options):
@@ -37,6 +38,21 @@ class PrimaryOptions(usage.Options):
         ["branch", "b", None, "Branch to serve (default: the remote's default branch)."],
         ["data-dir", "d", "gitdns-data", "Directory for the clone and state."],
         ["notify-port", None, 53, "Port of the secondaries our NOTIFYs go to.", int],
+        [
+            "rrl-rate",
+            None,
+            None,
+            "Response rate limiting: responses per second per client "
+            "network and answer (off by default).",
+            float,
+        ],
+        [
+            "rrl-slip",
+            None,
+            2,
+            "With --rrl-rate, every Nth limited response is sent truncated (0: never).",
+            int,
+        ],
         ["ssh-key", None, None, "OpenSSH private key file for an ssh remote."],
         [
             "ssh-key-passphrase-file",
@@ -91,6 +107,10 @@ class PrimaryOptions(usage.Options):
             self["remote"] = Remote.parse(self["remote"], self["branch"], ssh)
         except ValueError as error:
             raise usage.UsageError(str(error)) from None
+        if self["rrl-rate"] is not None and self["rrl-rate"] <= 0:
+            raise usage.UsageError("--rrl-rate must be a positive number of responses a second")
+        if self["rrl-slip"] < 0:
+            raise usage.UsageError("--rrl-slip must be 0 (never slip) or more")
 
 
 @implementer(IServiceMaker, IPlugin)
@@ -106,3 +126,60 @@ class PrimaryMaker:
 
 
 gitdns_primary = PrimaryMaker()
+
+
+class SecondaryOptions(usage.Options):
+    synopsis = (
+        "--key NAME:ALG:SECRET [--key ...] [--listen HOST:PORT ...] [--data-dir DIR] "
+        "[--primary-port N]"
+    )
+    optParameters = [
+        ["data-dir", "d", "gitdns-secondary", "Directory keeping the transferred zones."],
+        ["primary-port", None, 53, "Port of the primaries (default 53).", int],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["key"] = []
+
+    def opt_key(self, value: str) -> None:
+        """TSIG key NAME:ALG:BASE64; a `_transfer`/`_update` key with address labels
+        (PRIMARY.SECONDARY._transfer.ZONE or X.PRIMARY._transfer.ZONE) names a zone and
+        its primary; a root key (...._transfer.) takes every zone of its primary.
+        Repeat for several."""
+        from gitdns.keys import parse_key_argument
+
+        try:
+            self["key"].append(parse_key_argument(value))
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+
+    def opt_listen(self, value: str) -> None:
+        """Address to serve DNS on, HOST:PORT or [V6]:PORT; repeat for several
+        (default 0.0.0.0:53 and [::]:53)."""
+        from gitdns.server import parse_listen
+
+        try:
+            self["listen"].append(parse_listen(value))
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+
+    def postOptions(self) -> None:
+        if not self["key"]:
+            raise usage.UsageError("at least one --key is required")
+
+
+@implementer(IServiceMaker, IPlugin)
+class SecondaryMaker:
+    tapname = "gitdns-secondary"
+    description = "Authoritative DNS secondary: copies zones from a primary by AXFR/IXFR."
+    options = SecondaryOptions
+
+    def makeService(self, options: SecondaryOptions) -> Secondary:
+        from gitdns.secondary import make_secondary
+
+        return make_secondary(options)
+
+
+gitdns_secondary = SecondaryMaker()
