@@ -12,9 +12,11 @@ unreachable, and, when the remote moved, our commits are replayed on its head fi
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import dns.name
 import dns.rcode
@@ -26,11 +28,14 @@ from twisted.python.failure import Failure
 from gitdns.answer import Answer
 from gitdns.commits import Applied, Replayed, UpdateItem, strip_tsig
 from gitdns.gitrepo import GitError, GitRepository, PushOutcome, Snapshot
+from gitdns.metrics import Metrics
 from gitdns.respond import Request, UpdateReceived
 from gitdns.xfr import Delta, zone_delta
 from gitdns.zones import LoadedZone, LoadResult, ZoneSet, load_zoneset
 
 log = Logger()
+
+T = TypeVar("T")
 
 # Seconds between push attempts while the remote is unreachable, growing to the last.
 PUSH_RETRY = (1, 2, 5, 10, 30, 60, 120, 300)
@@ -66,11 +71,19 @@ class UpdateCounters:
 
 
 class GitSync:
-    def __init__(self, repo: GitRepository, clock: IReactorTime, install: Install) -> None:
+    def __init__(
+        self,
+        repo: GitRepository,
+        clock: IReactorTime,
+        install: Install,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.repo = repo
         self.clock = clock
         self.install = install
         self.counters = UpdateCounters()
+        self.metrics = metrics or Metrics()
+        self.metrics.updates = lambda: dataclasses.asdict(self.counters)
         self._queue: list[_Waiting] = []
         self._committing = False
         self._pushing: defer.Deferred[None] | None = None
@@ -114,6 +127,17 @@ class GitSync:
 
     # On the reactor.
 
+    def _timed(self, name: str, function: Callable[..., T], *args: object) -> defer.Deferred[T]:
+        """function(*args) in the worker thread, its duration and outcome counted."""
+        started = self.clock.seconds()
+
+        def count(result: object) -> object:
+            failed = isinstance(result, Failure)
+            self.metrics.git_operation(name, self.clock.seconds() - started, failed)
+            return result
+
+        return self.repo.run(function, *args).addBoth(count)
+
     def _install(self, loaded: Loaded) -> None:
         self.served = loaded.result.zoneset
         self.install(loaded)
@@ -141,7 +165,7 @@ class GitSync:
         batch, self._queue = self._queue, []
         self._committing = True
         items = [waiting.item for waiting in batch]
-        d = self.repo.run(self._commit_blocking, items, int(self.clock.seconds()))
+        d = self._timed("commit", self._commit_blocking, items, int(self.clock.seconds()))
         d.addCallbacks(self._committed, self._not_committed, (batch,), None, (batch,))
 
         def next_batch(_: object) -> None:
@@ -200,7 +224,7 @@ class GitSync:
     def _push_until_done(self):  # type: ignore[no-untyped-def]
         for attempt in itertools.count():
             try:
-                outcome = yield self.repo.push()
+                outcome = yield self._timed("push", self.repo.push_blocking)
             except GitError as error:
                 delay = PUSH_RETRY[min(attempt, len(PUSH_RETRY) - 1)]
                 log.warn(
@@ -225,7 +249,7 @@ class GitSync:
 
         Fails with GitError when the remote cannot be reached.
         """
-        d = self.repo.run(self._fetch_blocking)
+        d = self._timed("fetch", self._fetch_blocking)
 
         def fetched(outcome: tuple[Loaded, Replayed | None]) -> None:
             loaded, replayed = outcome

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gitdns.keys import Key
+from gitdns.metrics import Metrics
 from gitdns.zones import Zone
 
 log = Logger()
@@ -91,10 +92,17 @@ class Notifier:
     A newer NOTIFY for the same zone and address replaces one still being retried.
     """
 
-    def __init__(self, clock: IReactorTime, send: Send, schedule: tuple[float, ...] = RETRANSMIT):
+    def __init__(
+        self,
+        clock: IReactorTime,
+        send: Send,
+        schedule: tuple[float, ...] = RETRANSMIT,
+        metrics: Metrics | None = None,
+    ):
         self.clock = clock
         self.send = send
         self.schedule = schedule
+        self.metrics = metrics or Metrics()
         self._pending: dict[tuple[dns.name.Name, str], IDelayedCall] = {}
         # Bumped by every new NOTIFY for a slot: answers to older ones are ignored.
         self._generation: dict[tuple[dns.name.Name, str], int] = {}
@@ -111,9 +119,11 @@ class Notifier:
     def _attempt(self, zone: Zone, target: Target, attempt: int, generation: int) -> None:
         slot = (zone.origin, target.address)
         self._pending.pop(slot, None)
+        self.metrics.notifies_sent += 1
         d = self.send(target.address, notify_message(zone, target.key))
 
         def answered(response: dns.message.Message) -> None:
+            self.metrics.notifies_acked += 1
             rcode = response.rcode()
             level = log.info if rcode == dns.rcode.NOERROR else log.warn
             level(

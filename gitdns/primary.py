@@ -21,6 +21,7 @@ from gitdns.client import query_tcp_then_udp
 from gitdns.gitrepo import GitError, GitRepository, Remote
 from gitdns.gitsync import GitSync, Loaded
 from gitdns.keys import Key, KeyLoad, is_key_file, load_keys, may
+from gitdns.metrics import Metrics, metrics_service
 from gitdns.notify import ATTEMPT_TIMEOUT, Notifier, Target, notify_targets
 from gitdns.ratelimit import RateLimiter
 from gitdns.respond import Event, NotifyReceived, Reply, Served, UpdateReceived, respond
@@ -55,6 +56,8 @@ class PrimaryConfig:
     # Response rate limiting (responses per second), None: off.
     rrl_rate: float | None = None
     rrl_slip: int = 2
+    # --metrics HOST:PORT: Prometheus text on http://HOST:PORT/metrics.
+    metrics: tuple[str, int] | None = None
 
 
 def extend_journal(
@@ -96,8 +99,9 @@ class Primary(service.MultiService):
         self.repo = GitRepository(os.path.join(config.data_dir, "repo.git"), config.remote)
         self.authority = GitAuthority()
         self.cache = ResponseCache()
+        self.metrics = Metrics(zones=lambda: self.authority.served.zones)
         self.authority.on_change(self._zones_changed)
-        dispatcher = RequestDispatcher(self.handle, self.cache)
+        dispatcher = RequestDispatcher(self.handle, self.cache, self.metrics)
         streams = DNSStreamFactory(dispatcher)
         limiter = RateLimiter(config.rrl_rate, config.rrl_slip) if config.rrl_rate else None
         for host, port in config.listen:
@@ -109,8 +113,10 @@ class Primary(service.MultiService):
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
-        self.notifier = Notifier(clock, self._send_notify)
-        self.git = GitSync(self.repo, clock, self._swap)
+        self.notifier = Notifier(clock, self._send_notify, metrics=self.metrics)
+        self.git = GitSync(self.repo, clock, self._swap, self.metrics)
+        if config.metrics is not None:
+            metrics_service(self.metrics, *config.metrics).setServiceParent(self)
         # Secondaries that registered with a signed SOA query: zone -> address -> key.
         self.registered: dict[dns.name.Name, dict[str, Key]] = {}
 
@@ -234,6 +240,7 @@ class Primary(service.MultiService):
     def _swap(self, loaded: Loaded) -> None:
         snapshot, result = loaded.snapshot, loaded.result
         for error in result.errors:
+            self.metrics.zone_load_errors += 1
             log.error("Zone not loaded: {error}", error=str(error))
         key_files = {f.name: f.data for f in snapshot.files if is_key_file(f.name)}
         old_keys = self._keys.keyring if self._keys else {}
@@ -301,6 +308,7 @@ def make_primary(options: Mapping[str, Any]) -> Primary:
         notify_port=options["notify-port"],
         rrl_rate=options["rrl-rate"],
         rrl_slip=options["rrl-slip"],
+        metrics=options["metrics"],
     )
     primary = Primary(config)
     try:

@@ -21,6 +21,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from gitdns.metrics import Metrics
 from gitdns.ratelimit import RateLimiter, Verdict, truncated
 from gitdns.respond import Reply, Transfer, header_error
 
@@ -80,9 +81,12 @@ Handler = Callable[[bytes, bool, tuple[str, int]], Reply | Later | None]
 class RequestDispatcher:
     """Runs the core for requests the cache cannot answer; no exception gets out."""
 
-    def __init__(self, handle: Handler, cache: ResponseCache) -> None:
+    def __init__(
+        self, handle: Handler, cache: ResponseCache, metrics: Metrics | None = None
+    ) -> None:
         self.handle = handle
         self.cache = cache
+        self.metrics = metrics or Metrics()
         self._reported: set[type] = set()
 
     def dispatch(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | Later | None:
@@ -114,17 +118,24 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
     def __init__(self, dispatcher: RequestDispatcher) -> None:
         self.dispatcher = dispatcher
         self.cache = dispatcher.cache.udp
+        self.metrics = dispatcher.metrics
+        self.hits = dispatcher.metrics.cache_hits
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
         cached = self.cache.get(data[2:])
         if cached is not None:
-            self.transport.write(data[:2] + cached, addr)
+            self.hits["udp"] += 1
+            self._send(data, data[:2] + cached, addr)
             return
         reply = self.dispatcher.dispatch(data, False, addr)
         if isinstance(reply, Later):
-            reply.response.addCallback(self.transport.write, addr)
+            reply.response.addCallback(lambda wire: self._send(data, wire, addr))
         elif reply is not None and reply.wire:
-            self.transport.write(reply.wire, addr)
+            self._send(data, reply.wire, addr)
+
+    def _send(self, request: bytes, response: bytes, addr: tuple[str, int]) -> None:
+        self.metrics.response("udp", request, response)
+        self.transport.write(response, addr)
 
 
 class RateLimitedDatagramProtocol(DNSDatagramProtocol):
@@ -141,23 +152,26 @@ class RateLimitedDatagramProtocol(DNSDatagramProtocol):
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
         cached = self.cache.get(data[2:])
         if cached is not None:
+            self.hits["udp"] += 1
             self._limited(data, data[:2] + cached, addr)
             return
         reply = self.dispatcher.dispatch(data, False, addr)
         if isinstance(reply, Later):
-            reply.response.addCallback(self._limited, data, addr)
+            reply.response.addCallback(lambda wire: self._limited(data, wire, addr))
         elif reply is not None and reply.wire:
             if reply.authenticated:
-                self.transport.write(reply.wire, addr)
+                self._send(data, reply.wire, addr)
             else:
                 self._limited(data, reply.wire, addr)
 
     def _limited(self, request: bytes, response: bytes, addr: tuple[str, int]) -> None:
         verdict = self.limiter.decide(addr[0], request, response, self.clock.seconds())
         if verdict is Verdict.SEND:
-            self.transport.write(response, addr)
-        elif verdict is Verdict.SLIP:
-            self.transport.write(truncated(request, response), addr)
+            self._send(request, response, addr)
+            return
+        self.metrics.rate_limited += 1
+        if verdict is Verdict.SLIP:
+            self._send(request, truncated(request, response), addr)
 
 
 @implementer(interfaces.IPushProducer)
@@ -205,7 +219,8 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
             self.factory.touch(self)
             cached = cache.get(message[2:])
             if cached is not None:
-                self._send(message[:2] + cached)
+                self.factory.dispatcher.metrics.cache_hits["tcp"] += 1
+                self._send(message[:2] + cached, message)
                 continue
             reply = self.factory.dispatcher.dispatch(
                 message, True, (self.peer.host, self.peer.port)
@@ -214,13 +229,15 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
                 continue
             if isinstance(reply, Later):
                 # Answered when ready; clients match TCP responses by ID (RFC 7766 6.2.1.1).
-                reply.response.addCallback(self._send)
+                reply.response.addCallback(self._send, message)
             elif reply.transfer is not None:
                 self._stream(reply.transfer)
             else:
-                self._send(reply.wire)
+                self._send(reply.wire, message)
 
-    def _send(self, wire: bytes) -> None:
+    def _send(self, wire: bytes, request: bytes | None = None) -> None:
+        if request is not None:
+            self.factory.dispatcher.metrics.response("tcp", request, wire)
         self.transport.write(len(wire).to_bytes(2, "big") + wire)
 
     def _stream(self, transfer: Transfer) -> None:
@@ -236,6 +253,7 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
 
         def done(result: object) -> None:
             self.streaming = None
+            self.factory.dispatcher.metrics.transfers_out[transfer.kind.split()[0]] += 1
             log.info(
                 "{kind} of {zone} serial {serial} to {peer} (key {key}): "
                 "{messages} messages, {size} bytes",

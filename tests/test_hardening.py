@@ -75,3 +75,34 @@ def test_idle_tcp_crowd_does_not_stop_service(gitdns) -> None:
     finally:
         for sock in crowd:
             sock.close()
+
+
+def test_metrics_move(gitdns) -> None:
+    import urllib.request
+
+    from tests.peers import dig, free_port
+
+    port = free_port()
+    server = gitdns({"mirage": MIRAGE}, args=["--metrics", f"127.0.0.1:{port}"])
+
+    def scrape() -> dict[str, float]:
+        url = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    before = scrape()
+    assert before['gitdns_zone_serial{zone="mirage."}'] == 1
+    for _ in range(3):
+        dig("+nocookie", "www.mirage", port=server.port)
+    dig("+tcp", "nope.mirage", port=server.port)
+    after = scrape()
+    udp_ok = 'gitdns_responses_total{opcode="QUERY",rcode="NOERROR",transport="udp"}'
+    assert after[udp_ok] - before.get(udp_ok, 0) == 3
+    assert after['gitdns_responses_total{opcode="QUERY",rcode="NXDOMAIN",transport="tcp"}'] == 1
+    assert after['gitdns_cache_hits_total{transport="udp"}'] >= 2

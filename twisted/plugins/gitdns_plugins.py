@@ -73,6 +73,16 @@ class PrimaryOptions(usage.Options):
         super().__init__()
         self["listen"] = []
         self["host-key"] = []
+        self["metrics"] = None
+
+    def opt_metrics(self, value: str) -> None:
+        """Serve Prometheus metrics on http://HOST:PORT/metrics (HOST:PORT)."""
+        from gitdns.server import parse_listen
+
+        try:
+            self["metrics"] = parse_listen(value)
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
 
     def opt_listen(self, value: str) -> None:
         """Address to serve DNS on, HOST:PORT or [V6]:PORT; repeat for several
