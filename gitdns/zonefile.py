@@ -102,8 +102,8 @@ def read_zone_file(text: str, origin: dns.name.Name, filename: str) -> ZoneFileC
       read its files; generated records cannot be changed by a minimal edit).
     - Two different records of a singleton type (SOA, CNAME, DNAME, NSEC, NXT) at one
       name are an error, as in BIND; dnspython silently keeps the last one.
-    - CNAME beside other data, an SOA away from the apex, meta types (ANY, OPT...) and
-      TTLs above 2**32-1 are errors with a line (dnspython: no line, or no error).
+    - CNAME beside other data and an SOA away from the apex are errors with a line
+      (dnspython's have none); meta types (ANY, AXFR, OPT...) are refused.
     - A CR ends a line even inside quotes (dnspython keeps it inside quotes).
     - Trailing comments are not kept on the rdata (``rdcomment`` stays None).
     """
@@ -166,8 +166,9 @@ _CLASSES: dict[str, int] = {
 _CLASS_WORDS = {**_CLASSES, **{name.lower(): value for name, value in _CLASSES.items()}}
 _TYPES: dict[str, RT] = {}
 for _name, _value in RT.__members__.items():
-    _TYPES[_name] = _value
-    _TYPES[_name.lower()] = _value
+    if not dns.rdatatype.is_metatype(_value):  # those are refused by type_of
+        _TYPES[_name] = _value
+        _TYPES[_name.lower()] = _value
 _SINGLETONS = frozenset(t for t in RT if dns.rdatatype.is_singleton(t))
 # Types whose data often repeats across names: built once, hashed once, shared.
 _SHARED = frozenset((RT.MX, RT.NS, RT.SRV, RT.CNAME, RT.DNAME))
@@ -191,6 +192,9 @@ def _parse_ttl(text: str) -> int | None:
 def _ttl(text: str, index: int, what: str = "TTL") -> int:
     value = _parse_ttl(text)
     if value is None:
+        if what == "TTL" and not text.isalnum():
+            # Not even meant as a TTL: rather data where the type should be.
+            raise _Bad(index, f"expected a TTL, class or record type, found '{text}'")
         raise _Bad(index, f"bad {what} '{text}'")
     if value > MAX_TTL:
         raise _Bad(index, f"{what} {text} is out of range (0 to {MAX_TTL})")
@@ -267,6 +271,17 @@ def _rdata_maker(
         for name, value in zip(fields, values, strict=True):
             setattr_(rd, name, value)
         return rd
+
+    if len(fields) == 1:
+        (only,) = fields
+
+        def fast(value: Any) -> dns.rdata.Rdata:  # type: ignore[misc]  # A, TXT...
+            rd = new(cls)
+            setattr_(rd, "rdclass", IN)
+            setattr_(rd, "rdtype", rdtype)
+            setattr_(rd, "rdcomment", None)
+            setattr_(rd, only, value)
+            return rd
 
     try:
         made, real = fast(*sample), slow(*sample)
@@ -419,6 +434,7 @@ class _Reader:
         # the Name objects keeps the zone small.
         self.tables: dict[tuple[bytes, ...], dict[str, _Entry]] = {}
         self.set_origin(origin)
+        self.name("@", 0)  # owner_name() finds every spelling but plain labels there
         # The owner of the last record: (key, in zone, spelling, origin it was read under).
         self.last_owner: tuple[Any, bool, str, dns.name.Name] = (self.zone_key, True, "@", origin)
         # The TTL state of dns.zonefile.Reader (in its RFC 2308 mode).
@@ -478,29 +494,33 @@ class _Reader:
                     toks, quoted = split
                 else:
                     toks, quoted, where, leading, pos, lineno = self.scan(text, pos, lineno)
-                    if toks:
-                        self.lineno = where[0][0]
-                        self.line_text = ""
-                        self.entry(toks, quoted, leading)
+                    if not toks:
+                        continue
+                    self.lineno = where[0][0]
+                    self.line_text = ""
+                    if not leading and toks[0][:1] == "$" and not quoted[0]:
+                        self.directive(toks, quoted)
+                    else:
+                        self.record(toks, quoted, leading)
                     continue
                 pos = end + 1
-                if toks:
-                    where = None
-                    self.lineno = lineno
-                    self.line_text = line
-                    self.entry(toks, quoted, line[0] == " " or line[0] == "\t")
+                if not toks:
+                    continue
+                where = None
+                self.lineno = lineno
+                self.line_text = line
+                if line[0] == " " or line[0] == "\t":
+                    self.record(toks, quoted, True)
+                elif toks[0][:1] == "$" and not (quoted and quoted[0]):
+                    self.directive(toks, quoted)
+                else:
+                    self.record(toks, quoted, False)
         except _Bad as bad:
             if where is None:
                 where = self.scan(self.line_text, 0, self.lineno)[2]
             line_number, column = _locate(bad.index, where)
             raise ZoneFileError(self.filename, line_number, bad.message, column) from None
         return ZoneFileContents(self.rrsets, self.out_of_zone)
-
-    def entry(self, toks: list[str], quoted: list[bool] | None, leading: bool) -> None:
-        if not leading and toks[0][:1] == "$" and not (quoted and quoted[0]):
-            self.directive(toks, quoted)
-        else:
-            self.record(toks, quoted, leading)
 
     def scan(
         self, text: str, pos: int, lineno: int
@@ -581,7 +601,7 @@ class _Reader:
         if quoted and quoted[1]:
             raise _Bad(1, f"the {word} value must not be quoted")
         if word == "$TTL":
-            self.default_ttl = _ttl(toks[1], 1)
+            self.default_ttl = _ttl(toks[1], 1, "$TTL value")
             self.default_ttl_from_soa = False
         else:
             # A relative $ORIGIN is relative to the current one (RFC 1035 section 5.1).
@@ -780,15 +800,21 @@ class _Reader:
                 self.nodes[key] = [node, rrset]
             self.rrsets.append(rrset)
             return
-        if rdtype in _SINGLETONS and next(iter(items)) not in rrset:
-            line = self.first_line(key, {rdtype | covers << 16})
-            raise _Bad(
-                type_index,
-                f"{rrset.name} has a second {rdtype.name} record, but at most one"
-                f" is allowed (see line {line})",
-            )
         if ttl < rrset.ttl:
             rrset.ttl = ttl
+        if rdtype in _SINGLETONS:
+            rd = next(iter(items))
+            if rd not in rrset:
+                line = self.first_line(key, {rdtype | covers << 16})
+                raise _Bad(
+                    type_index,
+                    f"{rrset.name} has a second {rdtype.name} record, but at most one"
+                    f" is allowed (see line {line})",
+                )
+            # The same record again: dnspython keeps the later spelling.
+            rrset.clear()
+            rrset.add(rd)
+            return
         if _OWN_ITEMS:
             rrset.items.update(items)  # reuses the hash computed for items
         else:
@@ -800,7 +826,9 @@ class _Reader:
     ) -> None:
         """No CNAME beside other data (RFC 1034 section 3.6.2), as dnspython checks."""
         kind = _kind(rdtype, covers)
-        if kind is _NEUTRAL:
+        if kind is _NEUTRAL or all(
+            _kind(rrset.rdtype, rrset.covers) in (kind, _NEUTRAL) for rrset in others
+        ):
             return
         clash = {
             rrset.rdtype | rrset.covers << 16
@@ -978,13 +1006,12 @@ class _Reader:
         try:
             return dns.rdata.from_text(IN, rdtype, feed, self.origin, False)
         except dns.exception.SyntaxError as error:
-            last = min(feed.next - 1, len(tokens))
+            if feed.next > len(tokens):
+                raise _Bad(len(toks), f"incomplete {type_text} record") from None
+            # The parser stopped at the last token it read (for data it joins, such as
+            # base64, the last token of it).
+            last = max(feed.next - 1, 0)
             message = str(error) if error.args else ""
-            if last >= len(tokens):
-                # Ran out of tokens, or choked on all of them (e.g. bad base64).
-                if isinstance(error, dns.exception.UnexpectedEnd):
-                    raise _Bad(len(toks), f"incomplete {type_text} record") from None
-                last = 0
             if message.startswith("expected EOL or EOF"):
                 raise _Bad(
                     k + last, f"unexpected '{toks[k + last]}' after the {type_text} record data"
