@@ -20,7 +20,7 @@ import dns.rdatatype
 import pygit2
 
 from gitdns.update import apply_update
-from gitdns.zoneedit import edit_zone_text
+from gitdns.zoneedit import Record, edit_zone_text
 from gitdns.zones import LoadedZone, Zone, parse_zone
 
 TRAILER = "Gitdns-Update:"
@@ -62,7 +62,34 @@ def strip_tsig(wire: bytes) -> bytes:
 class _ZoneState:
     text: str
     zone: Zone
-    changed: bool = False
+    # The batch's net changes, (name, type, rdata) -> TTL, in the order they happened:
+    # the file is edited once for the whole batch.
+    removed: dict[tuple, int] = field(default_factory=dict)
+    added: dict[tuple, int] = field(default_factory=dict)
+
+    def record(self, removed: list[Record], added: list[Record]) -> None:
+        for name, ttl, rdata in removed:
+            key = (name, rdata.rdtype, rdata)
+            if key in self.added:
+                del self.added[key]  # added earlier in this batch: as if never there
+            else:
+                self.removed[key] = ttl
+        for name, ttl, rdata in added:
+            key = (name, rdata.rdtype, rdata)
+            if self.removed.get(key) == ttl:
+                del self.removed[key]  # put back as it was
+            else:
+                self.added[key] = ttl
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.removed or self.added)
+
+    def changes(self) -> tuple[list[Record], list[Record]]:
+        return (
+            [(name, ttl, rdata) for (name, _, rdata), ttl in self.removed.items()],
+            [(name, ttl, rdata) for (name, _, rdata), ttl in self.added.items()],
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +102,8 @@ class Applied:
     zones: dict[str, LoadedZone] = field(default_factory=dict)
     # A one-line summary per applied item, for the log.
     changes: list[str] = field(default_factory=list)
+    # filename -> the net (removed, added) records of the commit (IXFR's difference).
+    deltas: dict[str, tuple[list[Record], list[Record]]] = field(default_factory=dict)
 
 
 def apply_updates(
@@ -104,11 +133,8 @@ def apply_updates(
         rcodes.append(result.rcode)
         if result.rcode != dns.rcode.NOERROR or not result.changed:
             continue
-        state.text = edit_zone_text(
-            state.text, state.zone.origin, item.filename, result.removed, result.added
-        )
+        state.record(result.removed, result.added)
         state.zone = result.zone
-        state.changed = True
         lines = [f"- {_record(*r)}" for r in result.removed]
         lines += [f"+ {_record(*r)}" for r in result.added]
         applied.append((item, lines))
@@ -116,9 +142,12 @@ def apply_updates(
         return Applied(None, rcodes)
     builder = repo.TreeBuilder(parent.tree)
     zones: dict[str, LoadedZone] = {}
+    deltas: dict[str, tuple[list[Record], list[Record]]] = {}
     for filename, state in states.items():
         if state.changed:
-            blob = repo.create_blob(state.text.encode("utf-8"))
+            deltas[filename] = removed, added = state.changes()
+            text = edit_zone_text(state.text, state.zone.origin, filename, removed, added)
+            blob = repo.create_blob(text.encode("utf-8"))
             builder.insert(filename, blob, pygit2.GIT_FILEMODE_BLOB)
             zones[filename] = LoadedZone(str(blob), state.zone, filename)
     keys = sorted({str(item.keyname) for item, _ in applied})
@@ -132,7 +161,7 @@ def apply_updates(
         f"records in commit {str(commit)[:12]}"
         for _, lines in applied
     ]
-    return Applied(commit, rcodes, zones, summaries)
+    return Applied(commit, rcodes, zones, summaries, deltas)
 
 
 def _read(

@@ -304,6 +304,9 @@ def _check_host_key(cert: Any, valid: int, host: Any, payload: Any) -> int:
     return C.GIT_ECERTIFICATE if callbacks.refused else 0
 
 
+# How remotes (and libgit2's local transport) say that the branch moved on.
+_NOT_FAST_FORWARD = re.compile(r"non-?fast-?forward|fetch first|not a fast.forward", re.I)
+
 # An UPDATE is acknowledged once its commit is on disk: libgit2 must fsync. A remote
 # that stops answering must not hold the worker thread for ever.
 pygit2.option(pygit2.GIT_OPT_ENABLE_FSYNC_GITDIR, 1)
@@ -331,6 +334,22 @@ class GitRepository:
     def exists(self) -> bool:
         return os.path.isfile(os.path.join(self.path, "HEAD"))
 
+    def clear_stale_locks(self) -> list[str]:
+        """Remove lock files a killed process left behind (before any git operation).
+
+        The clone is ours alone and nothing runs in it yet: a lock now can only be
+        stale, and left in place it would refuse every commit for ever.
+        """
+        removed = []
+        for top, _, files in os.walk(self.path):
+            if os.path.basename(top) == "objects" or "/objects/" in top + "/":
+                continue
+            for name in files:
+                if name.endswith(".lock"):
+                    os.unlink(os.path.join(top, name))
+                    removed.append(os.path.relpath(os.path.join(top, name), self.path))
+        return removed
+
     # Blocking operations, for the worker thread (or before the reactor runs).
 
     def callbacks(self) -> SshCallbacks | None:
@@ -341,8 +360,10 @@ class GitRepository:
         """
         return SshCallbacks(self.remote) if ssh_endpoint(self.remote.url) else None
 
-    def _failure(self, verb: str, callbacks: SshCallbacks | None, error: Exception) -> GitError:
-        reason = callbacks.refused if callbacks and callbacks.refused else error
+    def _failure(
+        self, verb: str, callbacks: pygit2.RemoteCallbacks | None, error: Exception
+    ) -> GitError:
+        reason = getattr(callbacks, "refused", None) or error
         return GitError(f"cannot {verb} {self.remote.display}: {reason}")
 
     def clone_blocking(self) -> None:
@@ -429,13 +450,17 @@ class GitRepository:
             )
         except pygit2.GitError as error:
             # libgit2's local transport refuses a non-fast-forward push itself.
-            if "fastforward" in str(error).replace("-", ""):
+            if _NOT_FAST_FORWARD.search(str(error)):
                 return PushOutcome.REJECTED
             raise self._failure("push to", callbacks, error) from None
         except (KeyError, OSError) as error:
             raise self._failure("push to", callbacks, error) from None
         if rejections:
-            return PushOutcome.REJECTED
+            # Only a remote that moved on is answered by replaying; anything else (a
+            # lock held, a hook refusing) is a failure to retry later.
+            if any(_NOT_FAST_FORWARD.search(message) for message in rejections):
+                return PushOutcome.REJECTED
+            raise GitError(f"cannot push to {self.remote.display}: {'; '.join(rejections)}")
         repo.references.create(f"refs/remotes/origin/{branch}", local, force=True)
         return PushOutcome.PUSHED
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -30,7 +30,7 @@ from gitdns.commits import Applied, Replayed, UpdateItem, strip_tsig
 from gitdns.gitrepo import GitError, GitRepository, PushOutcome, Snapshot
 from gitdns.metrics import Metrics
 from gitdns.respond import Request, UpdateReceived
-from gitdns.xfr import Delta, zone_delta
+from gitdns.xfr import Delta, delta, zone_delta
 from gitdns.zones import LoadedZone, LoadResult, ZoneSet, load_zoneset
 
 log = Logger()
@@ -98,8 +98,17 @@ class GitSync:
     def _known(self) -> dict[str, LoadedZone]:
         return {loaded.filename: loaded for loaded in self._loaded.sources.values()}
 
-    def _load(self, snapshot: Snapshot, parsed: dict[str, LoadedZone]) -> Loaded:
-        """Zones of snapshot, reusing what is parsed already (and parsed just now)."""
+    def _load(
+        self,
+        snapshot: Snapshot,
+        parsed: dict[str, LoadedZone],
+        changes: Mapping[str, tuple[list, list]] | None = None,
+    ) -> Loaded:
+        """Zones of snapshot, reusing what is parsed already (and parsed just now).
+
+        changes: the records a commit of ours changed, by file; other changed zones
+        are compared with their previous version.
+        """
         previous = self._loaded
         sources = dict(previous.sources)
         sources.update((loaded.zone.origin, loaded) for loaded in parsed.values())
@@ -108,8 +117,10 @@ class GitSync:
         deltas = {}
         for origin in result.changed:
             old, new = previous.zones.get(origin), result.zoneset.zones.get(origin)
-            if old is not None and new is not None:
-                deltas[origin] = zone_delta(old, new)
+            if old is None or new is None:
+                continue
+            known = (changes or {}).get(result.zoneset.sources[origin].filename)
+            deltas[origin] = delta(old, new, *known) if known else zone_delta(old, new)
         return Loaded(snapshot, result, deltas)
 
     def load_blocking(self) -> Loaded:
@@ -123,7 +134,7 @@ class GitSync:
         applied, snapshot = self.repo.commit_updates_blocking(items, self._known(), now)
         if snapshot is None:
             return applied, None
-        return applied, self._load(snapshot, applied.zones)
+        return applied, self._load(snapshot, applied.zones, applied.deltas)
 
     # On the reactor.
 
@@ -266,7 +277,8 @@ class GitSync:
                     )
             self._install(loaded)
             self.counters.pending_push = loaded.snapshot.ahead
-            if loaded.snapshot.ahead and replayed is not None:
+            if loaded.snapshot.ahead:
+                # Ours to push: replayed just now, or left from before a restart.
                 self.push()
 
         return d.addCallback(fetched)

@@ -193,6 +193,8 @@ class Primary(service.MultiService):
             log.info("Cloning {remote}", remote=self.config.remote.url)
             self.repo.clone_blocking()
             self._fetched_at_start = True
+        for lock in self.repo.clear_stale_locks():
+            log.warn("Removed {lock}, left by a process that was killed", lock=lock)
         self.git.start()
 
     def startService(self) -> None:

@@ -60,10 +60,14 @@ def response_kind(request: bytes, response: bytes) -> tuple[str, bytes]:
 
 
 def truncated(request: bytes, response: bytes) -> bytes:
-    """response cut to its header and question, with TC set: "ask again over TCP"."""
-    end = question_end(request)
-    header = response[:2] + bytes([response[2] | 0x02]) + response[3:6] + bytes(6)
-    return header + response[12:end]
+    """response cut to its header and question, with TC set: "ask again over TCP".
+
+    Only a response with exactly one question keeps it; otherwise the header alone.
+    """
+    flags = bytes([response[2] | 0x02, response[3]])
+    if response[4:6] == b"\x00\x01":
+        return response[:2] + flags + b"\x00\x01" + bytes(6) + response[12 : question_end(request)]
+    return response[:2] + flags + bytes(8)
 
 
 class RateLimiter:

@@ -319,10 +319,18 @@ def render(
     rcode_flags, ednsflags = dns.rcode.to_flags(answer.rcode)
     flags |= rcode_flags
     edns = query.edns >= 0 or answer.rcode > 15
+    reserve = (OPT_SIZE if edns else 0) + (signature.reserve() if signature else 0)
     renderer = dns.renderer.Renderer(query.id, flags, limit)
-    renderer.reserve((OPT_SIZE if edns else 0) + (signature.reserve() if signature else 0))
-    for question in query.question:
-        renderer.add_question(question.name, question.rdtype, question.rdclass)
+    renderer.reserve(reserve)
+    try:
+        for question in query.question:
+            renderer.add_question(question.name, question.rdtype, question.rdclass)
+    except dns.exception.TooBig:
+        # Not even the question fits (long names, several questions, a long key name):
+        # the header alone, truncated, so the client asks again over TCP.
+        renderer = dns.renderer.Renderer(query.id, flags | dns.flags.TC, max(limit, reserve + 12))
+        renderer.reserve(reserve)
+        answer = Answer(rcode=answer.rcode, authoritative=answer.authoritative)
     try:
         for rrset in answer.answer:
             renderer.add_rrset(dns.renderer.ANSWER, rrset)

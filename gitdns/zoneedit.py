@@ -45,10 +45,16 @@ class _Entry:
 def _entries(lines: list[str]) -> Iterator[_Entry]:
     """Logical lines: physical lines joined while parentheses are open (RFC 1035 5.1)."""
     index = 0
-    while index < len(lines):
+    count = len(lines)
+    while index < count:
+        line = lines[index]
+        if "(" not in line:
+            yield _Entry(index, index, line)
+            index += 1
+            continue
         first = index
-        depth = _paren_change(lines[index], 0)
-        while depth > 0 and index + 1 < len(lines):
+        depth = _paren_change(line, 0)
+        while depth > 0 and index + 1 < count:
             index += 1
             depth = _paren_change(lines[index], depth)
         yield _Entry(first, index, "".join(lines[first : index + 1]))
@@ -78,10 +84,12 @@ def _paren_change(line: str, depth: int) -> int:
 
 
 def _tokens(text: str) -> list[str]:
-    """The whitespace-separated fields before any comment (enough to find owner and TTL)."""
+    """The first whitespace-separated fields before any comment (owner, TTL, more)."""
     if ";" in text and '"' not in text:
         text = text.split(";", 1)[0]
-    return text.replace("(", " ").replace(")", " ").split()
+    if "(" in text:
+        text = text.replace("(", " ").replace(")", " ")
+    return text.split(None, 3)
 
 
 def edit_zone_text(
@@ -112,6 +120,21 @@ def edit_zone_text(
     wanted = {name for name, _, _ in gone} | {name for name, _, _ in new}
     if serial_only:
         wanted.add(old_soa[0])
+    spelled_in: dict[dns.name.Name, frozenset[str]] = {}
+
+    def spellings(at: dns.name.Name) -> frozenset[str]:
+        """How a wanted owner may be written under $ORIGIN at (lowercase)."""
+        known = spelled_in.get(at)
+        if known is None:
+            forms = set()
+            for name in wanted:
+                forms.add(name.to_text().lower())
+                if name == at:
+                    forms.add("@")
+                elif name.is_subdomain(at):
+                    forms.add(name.relativize(at).to_text().lower())
+            known = spelled_in[at] = frozenset(forms)
+        return known
 
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
@@ -127,6 +150,7 @@ def edit_zone_text(
     owner_text = ""
     owner_origin = origin
     inherit_fix: int | None = None  # first line of an entry that lost its owner's line
+    here = spellings(current_origin)
     for entry in _entries(lines):
         tokens = _tokens(entry.text)
         if not tokens:
@@ -135,25 +159,35 @@ def edit_zone_text(
         if word.startswith("$"):
             if word.upper() == "$ORIGIN" and len(tokens) > 1:
                 current_origin = dns.name.from_text(tokens[1], current_origin)
+                here = spellings(current_origin)
             elif word.upper() == "$TTL" and len(tokens) > 1:
                 default_ttl = dns.ttl.from_text(tokens[1])
             continue
         inherited = entry.text[0] in " \t"
         if not inherited:
             owner_text, owner_origin = word, current_origin
-            owner = current_origin if word == "@" else dns.name.from_text(word, current_origin)
+            # Names are parsed only when their spelling may be one of the wanted ones:
+            # a big zone is scanned, not parsed.
+            if word.lower() in here or "\\" in word:
+                owner = current_origin if word == "@" else dns.name.from_text(word, current_origin)
+            else:
+                owner = None
             fields = tokens[1:]
             inherit_fix = None
         else:
             fields = tokens
             if inherit_fix is not None:
                 # The line that named this entry's owner is gone: name it here.
-                spelled = owner_text if owner_origin == current_origin else owner.to_text()
+                spelled = (
+                    owner_text
+                    if owner_origin == current_origin
+                    else dns.name.from_text(owner_text, owner_origin).to_text()
+                )
                 replace[entry.first] = spelled + lines[entry.first]
                 inherit_fix = None
-        if fields and fields[0][0].isdigit():
+        if default_ttl is None and fields and fields[0][0].isdigit():
             last_ttl = dns.ttl.from_text(fields[0])
-        if owner not in wanted:
+        if owner is None or owner not in wanted:
             continue
         block_end[owner] = (entry.last, current_origin)
         for record in _parse(entry, owner, current_origin, default_ttl, last_ttl, origin, filename):
@@ -183,13 +217,15 @@ def edit_zone_text(
             tail.append(line)
         else:
             inserts.setdefault(where[0], []).append(line)
-    out: list[str] = []
-    for index, line in enumerate(lines):
-        if index not in drop:
-            out.append(replace.get(index) or line)
-        out.extend(inserts.get(index, ()))
-    out.extend(tail)
-    return "".join(out)
+    # Few lines change: edit the list from the end, so earlier indexes stay valid.
+    for index in sorted(drop | replace.keys() | inserts.keys(), reverse=True):
+        lines[index + 1 : index + 1] = inserts.get(index, [])
+        if index in drop:
+            del lines[index]
+        elif index in replace:
+            lines[index] = replace[index]
+    lines.extend(tail)
+    return "".join(lines)
 
 
 def _parse(
