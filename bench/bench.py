@@ -42,22 +42,29 @@ ORIGIN = ZONE + "."
 
 # named listens only on addresses configured on an interface (lo has 127.0.0.1/8
 # only), so BIND keeps 127.0.0.1; the others bind their own address directly.
-ADDRESSES = {"gitdns": "127.0.0.11", "nsd": "127.0.0.12", "named": "127.0.0.1",
-             "twistd-dns": "127.0.0.14"}
+ADDRESSES = {
+    "gitdns": "127.0.0.11",
+    "nsd": "127.0.0.12",
+    "named": "127.0.0.1",
+    "twistd-dns": "127.0.0.14",
+}
 LABELS = {"gitdns": "gitdns", "nsd": "NSD", "named": "BIND", "twistd-dns": "twistd-dns"}
 
 
 def make_zone(names: int) -> str:
     """A plain zone every server parses (Twisted's BindAuthority is the pickiest:
     one record per line, explicit owner, TTL and class, no quoted strings)."""
-    lines = [f"$ORIGIN {ORIGIN}", "$TTL 3600",
-             f"{ORIGIN} 3600 IN SOA ns1.{ORIGIN} hostmaster.{ORIGIN} 1 7200 3600 1209600 300",
-             f"{ORIGIN} 3600 IN NS ns1.{ORIGIN}",
-             f"{ORIGIN} 3600 IN NS ns2.{ORIGIN}",
-             f"{ORIGIN} 3600 IN MX 10 mail.{ORIGIN}",
-             f"ns1.{ORIGIN} 3600 IN A 192.0.2.1",
-             f"ns2.{ORIGIN} 3600 IN A 192.0.2.2",
-             f"mail.{ORIGIN} 3600 IN A 192.0.2.3"]
+    lines = [
+        f"$ORIGIN {ORIGIN}",
+        "$TTL 3600",
+        f"{ORIGIN} 3600 IN SOA ns1.{ORIGIN} hostmaster.{ORIGIN} 1 7200 3600 1209600 300",
+        f"{ORIGIN} 3600 IN NS ns1.{ORIGIN}",
+        f"{ORIGIN} 3600 IN NS ns2.{ORIGIN}",
+        f"{ORIGIN} 3600 IN MX 10 mail.{ORIGIN}",
+        f"ns1.{ORIGIN} 3600 IN A 192.0.2.1",
+        f"ns2.{ORIGIN} 3600 IN A 192.0.2.2",
+        f"mail.{ORIGIN} 3600 IN A 192.0.2.3",
+    ]
     for i in range(names):
         owner = f"host{i:04d}.{ORIGIN}"
         lines.append(f"{owner} 3600 IN A 10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}")
@@ -68,8 +75,7 @@ def make_zone(names: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_queries(names: int, count: int = 20000, nx_share: float = 0.10,
-                 seed: int = 1) -> str:
+def make_queries(names: int, count: int = 20000, nx_share: float = 0.10, seed: int = 1) -> str:
     rng = random.Random(seed)
     out = []
     for _ in range(count):
@@ -103,8 +109,12 @@ def build(kind: str, text: str) -> Server:
         return Gitdns({ZONE: text}, host=host)
     if kind == "nsd":
         # NSD rate-limits responses per client prefix by default (RRL); off for a bench
-        return Nsd({ORIGIN: text}, server_count=1, host=host,
-                   options=["rrl-ratelimit: 0", "rrl-whitelist-ratelimit: 0"])
+        return Nsd(
+            {ORIGIN: text},
+            server_count=1,
+            host=host,
+            options=["rrl-ratelimit: 0", "rrl-whitelist-ratelimit: 0"],
+        )
     if kind == "named":
         return Named({ORIGIN: text}, threads=1, host=host)
     if kind == "twistd-dns":
@@ -113,10 +123,28 @@ def build(kind: str, text: str) -> Server:
 
 
 def dnsperf(server: Server, queries: Path, args: argparse.Namespace) -> Result:
-    cmd = ["taskset", "-c", str(args.client_cpu), which("dnsperf") or "dnsperf",
-           "-s", server.host, "-p", str(server.port), "-d", str(queries),
-           "-l", str(args.duration), "-c", str(args.clients), "-T", "1",
-           "-q", str(args.outstanding), "-t", "2"]
+    cmd = [
+        "taskset",
+        "-c",
+        str(args.client_cpu),
+        which("dnsperf") or "dnsperf",
+        "-s",
+        server.host,
+        "-p",
+        str(server.port),
+        "-d",
+        str(queries),
+        "-l",
+        str(args.duration),
+        "-c",
+        str(args.clients),
+        "-T",
+        "1",
+        "-q",
+        str(args.outstanding),
+        "-t",
+        "2",
+    ]
     if args.max_qps:
         cmd += ["-Q", str(args.max_qps)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 60)
@@ -129,14 +157,19 @@ def dnsperf(server: Server, queries: Path, args: argparse.Namespace) -> Result:
     lost = re.search(r"Queries lost:\s+(\d+ \([\d.]+%\))", out)
     rcodes = re.search(r"Response codes:\s+(.*)", out)
     lat = re.search(r"Average Latency \(s\):\s+([\d.]+)", out)
-    return Result(server.name, float(m.group(1)), lost.group(1) if lost else "?",
-                  rcodes.group(1) if rcodes else "?",
-                  f"{float(lat.group(1)) * 1000:.2f} ms" if lat else "?")
+    return Result(
+        server.name,
+        float(m.group(1)),
+        lost.group(1) if lost else "?",
+        rcodes.group(1) if rcodes else "?",
+        f"{float(lat.group(1)) * 1000:.2f} ms" if lat else "?",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--duration", type=int, default=20, help="seconds per server")
     p.add_argument("--clients", type=int, default=20, help="dnsperf -c")
     p.add_argument("--outstanding", type=int, default=300, help="dnsperf -q")
@@ -166,30 +199,36 @@ def main(argv: list[str] | None = None) -> int:
         text = make_zone(args.names)
         queries = work / "queries.txt"
         queries.write_text(make_queries(args.names))
-        print(f"zone {ORIGIN}: {text.count(chr(10))} records, {args.names} names;"
-              f" {args.duration}s per server, dnsperf -c {args.clients} -T 1"
-              f" -q {args.outstanding}{f' -Q {args.max_qps}' if args.max_qps else ''};"
-              f" server on CPU {args.server_cpu}, dnsperf on CPU {args.client_cpu}",
-              flush=True)
+        print(
+            f"zone {ORIGIN}: {text.count(chr(10))} records, {args.names} names;"
+            f" {args.duration}s per server, dnsperf -c {args.clients} -T 1"
+            f" -q {args.outstanding}{f' -Q {args.max_qps}' if args.max_qps else ''};"
+            f" server on CPU {args.server_cpu}, dnsperf on CPU {args.client_cpu}",
+            flush=True,
+        )
         results: dict[str, Result] = {}
         for kind in kinds:
             server = build(kind, text)
             try:
                 server.start()
-                print(f"{LABELS[kind]:<11} {server.host}:{server.port} ...", end=" ",
-                      flush=True)
+                print(f"{LABELS[kind]:<11} {server.host}:{server.port} ...", end=" ", flush=True)
                 res = dnsperf(server, queries, args)
                 results[kind] = res
-                print(f"{res.qps:10.1f} qps  lost {res.lost}  avg {res.latency}"
-                      f"  [{res.rcodes}]", flush=True)
+                print(
+                    f"{res.qps:10.1f} qps  lost {res.lost}  avg {res.latency}  [{res.rcodes}]",
+                    flush=True,
+                )
             except (ServerError, RuntimeError) as e:
                 print(f"{LABELS[kind]}: FAILED: {e}", flush=True)
             finally:
                 server.stop()
         if "gitdns" in results:
             g = results["gitdns"].qps
-            ratios = [f"gitdns/{LABELS[k]} = {g / r.qps:.3f}" for k, r in results.items()
-                      if k != "gitdns" and r.qps]
+            ratios = [
+                f"gitdns/{LABELS[k]} = {g / r.qps:.3f}"
+                for k, r in results.items()
+                if k != "gitdns" and r.qps
+            ]
             if ratios:
                 print("ratios: " + ", ".join(ratios))
         return 0 if len(results) == len(kinds) else 1

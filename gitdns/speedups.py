@@ -9,6 +9,8 @@ bytes operations, about ten times faster.
 
 from __future__ import annotations
 
+import sys
+
 import dns.name
 
 
@@ -36,3 +38,28 @@ def install() -> None:
     dns.name.Name.__hash__ = _hash  # type: ignore[method-assign]
     dns.name.Name.__eq__ = _eq  # type: ignore[method-assign]
     dns.name.Name.__ne__ = _ne  # type: ignore[method-assign]
+    _rehash_dnspython_tables()
+
+
+def _rehash_dnspython_tables() -> None:
+    """dnspython modules imported before us hold tables keyed by names (dns.tsig's MAC
+    sizes and hash functions, say), filed under the old hash: file them again."""
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not module_name.startswith("dns."):
+            continue
+        namespaces = [vars(module)]
+        namespaces += [vars(value) for value in vars(module).values() if isinstance(value, type)]
+        for namespace in namespaces:
+            for value in list(namespace.values()):
+                _refile(value)
+
+
+def _refile(table: object) -> None:
+    if isinstance(table, dict) and any(isinstance(key, dns.name.Name) for key in table):
+        items = list(table.items())
+        table.clear()
+        table.update(items)
+    elif isinstance(table, set) and any(isinstance(key, dns.name.Name) for key in table):
+        members = list(table)
+        table.clear()
+        table.update(members)

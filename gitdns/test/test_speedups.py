@@ -36,3 +36,22 @@ class NameTests(SynchronousTestCase):
     def test_not_equal_to_other_types(self) -> None:
         self.assertNotEqual(dns.name.from_text("a."), "a.")
         self.assertEqual({dns.name.from_text("A.b."): 1}[dns.name.from_text("a.B.")], 1)
+
+
+class ImportOrderTests(SynchronousTestCase):
+    def test_dnspython_tables_built_before_us_still_work(self) -> None:
+        import subprocess
+        import sys
+
+        program = (
+            "import dns.tsig, dns.message\n"
+            "import gitdns\n"
+            "key = dns.tsig.Key('k.', 'kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg=')\n"
+            "query = dns.message.make_query('x.', 'A')\n"
+            "query.use_tsig({key.name: key}, key.name)\n"
+            "query.to_wire()\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)

@@ -154,10 +154,8 @@ class SecondaryOptions(usage.Options):
         self["key"] = []
 
     def opt_key(self, value: str) -> None:
-        """TSIG key NAME:ALG:BASE64; a `_transfer`/`_update` key with address labels
-        (PRIMARY.SECONDARY._transfer.ZONE or X.PRIMARY._transfer.ZONE) names a zone and
-        its primary; a root key (...._transfer.) takes every zone of its primary.
-        Repeat for several."""
+        """TSIG key NAME:ALG:BASE64, e.g. PRIMARY.SECONDARY._transfer.ZONE:SHA256:...
+        (a zone and its primary's IPv4; at the root: all its zones); repeat for several."""
         from gitdns.keys import parse_key_argument
 
         try:
