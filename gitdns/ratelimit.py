@@ -63,10 +63,11 @@ def truncated(request: bytes, response: bytes) -> bytes:
     """response cut to its header and question, with TC set: "ask again over TCP".
 
     Only a response with exactly one question keeps it; otherwise the header alone.
+    The question is cut out of our response, where it is never compressed.
     """
     flags = bytes([response[2] | 0x02, response[3]])
     if response[4:6] == b"\x00\x01":
-        return response[:2] + flags + b"\x00\x01" + bytes(6) + response[12 : question_end(request)]
+        return response[:2] + flags + b"\x00\x01" + bytes(6) + response[12 : question_end(response)]
     return response[:2] + flags + bytes(8)
 
 

@@ -59,9 +59,21 @@ def test_unreachable_remote_serves_existing_clone(gitdns, tmp_path) -> None:
 
 def test_no_clone_and_no_remote_exits_with_one_line(tmp_path) -> None:
     result = subprocess.run(
-        [TWISTD, "-n", "--pidfile=", "gitdns-primary", "--remote", str(tmp_path / "missing"),
-         "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data")],
-        capture_output=True, text=True, timeout=60,
+        [
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            "gitdns-primary",
+            "--remote",
+            str(tmp_path / "missing"),
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -90,13 +102,28 @@ def test_privileged_port_then_privileges_dropped(tmp_path) -> None:
     repo = make_repo(tmp_path / "repo", {"mirage": MIRAGE, "mirage._keys": KEYS})
     data = tmp_path / "data"
     os.chmod(tmp_path, 0o755)
-    command = [TWISTD, "-n", "--pidfile=", "-u", "nobody", "-g", "nogroup", "gitdns-primary",
-               "--remote", str(repo), "--listen", "127.0.0.1:53", "--data-dir", str(data)]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+    command = [
+        TWISTD,
+        "-n",
+        "--pidfile=",
+        "-u",
+        "nobody",
+        "-g",
+        "nogroup",
+        "gitdns-primary",
+        "--remote",
+        str(repo),
+        "--listen",
+        "127.0.0.1:53",
+        "--data-dir",
+        str(data),
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and "www" not in dig("+short", "www.mirage", "A", port=53):
+        while time.monotonic() < deadline and "www" not in dig(
+            "+short", "www.mirage", "A", port=53
+        ):
             time.sleep(0.2)
         assert dig("+short", "www.mirage", port=53).strip() == "1.1.1.1"
         with open(f"/proc/{server.pid}/status") as status:
@@ -107,12 +134,26 @@ def test_privileged_port_then_privileges_dropped(tmp_path) -> None:
         for path in (repo, *repo.rglob("*")):
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         notified = subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "gitdns"), "notify", "127.0.0.1", "mirage", "-p", "53",
-             "-k", "personal._update.mirage:SHA256:kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="],
-            capture_output=True, text=True, timeout=30)
+            [
+                str(ROOT / ".venv" / "bin" / "gitdns"),
+                "notify",
+                "127.0.0.1",
+                "mirage",
+                "-p",
+                "53",
+                "-k",
+                "personal._update.mirage:SHA256:kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg=",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert "NOERROR" in notified.stdout, notified
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and dig("+short", "www.mirage", port=53).strip() != "9.9.9.9":
+        while (
+            time.monotonic() < deadline
+            and dig("+short", "www.mirage", port=53).strip() != "9.9.9.9"
+        ):
             time.sleep(0.2)
         assert dig("+short", "www.mirage", port=53).strip() == "9.9.9.9"
         del git
