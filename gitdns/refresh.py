@@ -31,6 +31,7 @@ import dns.transaction
 import dns.tsig
 import dns.xfr
 
+from gitdns.update import successor
 from gitdns.zones import Zone
 
 # Before we hold a copy there is no SOA to take retry from: retry soon, backing off.
@@ -399,7 +400,15 @@ class Incoming:
         committed = self.manager.committed
         if committed is None:
             return None
-        return Zone(self.origin, committed.rrsets())
+        base = self.manager.base
+        if committed.replacement or base is None:
+            return Zone(self.origin, committed.rrsets())
+        # An incremental change: only the names it wrote are rebuilt.
+        touched = {
+            name: {rrset.rdtype: rrset for rrset in _merge(name, rdatasets)}
+            for name, rdatasets in committed.written.items()
+        }
+        return successor(base, touched)
 
     @property
     def incremental(self) -> bool:
@@ -444,7 +453,7 @@ class _Transaction(dns.transaction.Transaction):
         base = None if replacement else manager.base
         self._base: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = base.nodes if base else {}
         # Names written in this transaction: their whole new content (copy on write).
-        self._written: dict[dns.name.Name, dict[RdatasetKey, dns.rdataset.Rdataset]] = {}
+        self.written: dict[dns.name.Name, dict[RdatasetKey, dns.rdataset.Rdataset]] = {}
 
     def add(self, *args: Any) -> None:
         # dns.xfr.Inbound adds each RRset of the message as it was parsed: when nothing
@@ -464,15 +473,15 @@ class _Transaction(dns.transaction.Transaction):
         super().add(*args)
 
     def _read(self, name: dns.name.Name) -> dict[RdatasetKey, dns.rdataset.Rdataset]:
-        written = self._written.get(name)
+        written = self.written.get(name)
         if written is not None:
             return written
         return _split(self._base.get(name, {}))
 
     def _write(self, name: dns.name.Name) -> dict[RdatasetKey, dns.rdataset.Rdataset]:
-        if name not in self._written:
-            self._written[name] = _split(self._base.get(name, {}))
-        return self._written[name]
+        if name not in self.written:
+            self.written[name] = _split(self._base.get(name, {}))
+        return self.written[name]
 
     def _get_rdataset(self, name, rdtype, covers):  # type: ignore[no-untyped-def]
         return self._read(name).get((rdtype, covers))
@@ -481,7 +490,7 @@ class _Transaction(dns.transaction.Transaction):
         self._write(name)[(rdataset.rdtype, rdataset.covers)] = rdataset
 
     def _delete_name(self, name):  # type: ignore[no-untyped-def]
-        self._written[name] = {}
+        self.written[name] = {}
 
     def _delete_rdataset(self, name, rdtype, covers):  # type: ignore[no-untyped-def]
         self._write(name).pop((rdtype, covers), None)
@@ -490,7 +499,7 @@ class _Transaction(dns.transaction.Transaction):
         return bool(self._read(name))
 
     def _changed(self):  # type: ignore[no-untyped-def]
-        return bool(self._written) or self.replacement
+        return bool(self.written) or self.replacement
 
     def _end_transaction(self, commit):  # type: ignore[no-untyped-def]
         if commit and not self.read_only:
@@ -498,9 +507,9 @@ class _Transaction(dns.transaction.Transaction):
 
     def rrsets(self) -> Iterator[dns.rrset.RRset]:
         for name, node in self._base.items():
-            if name not in self._written:
+            if name not in self.written:
                 yield from node.values()
-        for name, rdatasets in self._written.items():
+        for name, rdatasets in self.written.items():
             yield from _merge(name, rdatasets)
 
     def _set_origin(self, origin):  # type: ignore[no-untyped-def]
@@ -513,9 +522,9 @@ class _Transaction(dns.transaction.Transaction):
 
     def _iterate_names(self):  # type: ignore[no-untyped-def]
         for name in self._base:
-            if name not in self._written:
+            if name not in self.written:
                 yield name
-        for name, rdatasets in self._written.items():
+        for name, rdatasets in self.written.items():
             if rdatasets:
                 yield name
 

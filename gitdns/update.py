@@ -318,7 +318,7 @@ class _Draft:
             bumped = soa[0].replace(serial=next_serial(old_serial))
             self.put(self.origin, SOA, dns.rrset.from_rdata_list(soa.name, soa.ttl, [bumped]))
             removed, added = self.net_changes()
-        return UpdateResult(NOERROR, _successor(self.zone, self.touched), removed, added)
+        return UpdateResult(NOERROR, successor(self.zone, self.touched), removed, added)
 
 
 def _owner(node: Node, name: dns.name.Name) -> dns.name.Name:
@@ -391,8 +391,9 @@ def _child_counts(zone: Zone) -> dict[LabelKey, int]:
     return dict(counts)
 
 
-def _successor(zone: Zone, touched: Mapping[dns.name.Name, dict[int, dns.rrset.RRset]]) -> Zone:
-    """The zone with the touched nodes replaced, built without looking at the others."""
+def successor(zone: Zone, touched: Mapping[dns.name.Name, dict[int, dns.rrset.RRset]]) -> Zone:
+    """The zone with the touched nodes replaced (an empty node: the name is gone), built
+    without looking at the others: an incremental change costs what it changes."""
     origin = zone.origin
     nodes = zone.nodes.copy()
     created: list[dns.name.Name] = []
