@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from twisted.python.threadpool import ThreadPool
 
 from gitdns import hostkeys
 from gitdns.commits import Applied, Replayed, UpdateItem, apply_updates, replay
+from gitdns.keys import is_key_file
 from gitdns.zones import LoadedZone, SourceFile
 
 T = TypeVar("T")
@@ -304,6 +305,14 @@ def _check_host_key(cert: Any, valid: int, host: Any, payload: Any) -> int:
     return C.GIT_ECERTIFICATE if callbacks.refused else 0
 
 
+def _blobs(known: Mapping[str, LoadedZone], made: Applied | Replayed | None) -> set[str]:
+    """Blob ids of zones parsed already: known ones and those just made."""
+    blobs = {loaded.blob_id for loaded in known.values()}
+    if made is not None:
+        blobs.update(loaded.blob_id for loaded in made.zones.values())
+    return blobs
+
+
 # How remotes (and libgit2's local transport) say that the branch moved on.
 _NOT_FAST_FORWARD = re.compile(r"non-?fast-?forward|fetch first|not a fast.forward", re.I)
 
@@ -415,7 +424,7 @@ class GitRepository:
             # Moved only now that every commit is replayed: a crash before this line
             # leaves the old local commits in place, to be replayed again.
             local.set_target(replayed.head, "gitdns: replay updates on the remote's head")
-        return self.snapshot_blocking(repo), replayed
+        return self.snapshot_blocking(repo, _blobs(known, replayed)), replayed
 
     def commit_updates_blocking(
         self, items: list[UpdateItem], known: Mapping[str, LoadedZone], now: int
@@ -429,7 +438,7 @@ class GitRepository:
             return applied, None
         # libgit2 fsyncs objects and references (GIT_OPT_ENABLE_FSYNC_GITDIR, set below).
         reference.set_target(applied.commit, "gitdns: dynamic update")
-        return applied, self.snapshot_blocking(repo)
+        return applied, self.snapshot_blocking(repo, _blobs(known, applied))
 
     def push_blocking(self) -> PushOutcome:
         """Push the local branch; never forced. Raises GitError when unreachable."""
@@ -464,19 +473,27 @@ class GitRepository:
         repo.references.create(f"refs/remotes/origin/{branch}", local, force=True)
         return PushOutcome.PUSHED
 
-    def snapshot_blocking(self, repo: pygit2.Repository | None = None) -> Snapshot:
-        """The root files of the local branch's head."""
+    def snapshot_blocking(
+        self, repo: pygit2.Repository | None = None, loaded: Container[str] = ()
+    ) -> Snapshot:
+        """The root files of the local branch's head.
+
+        Zone files whose blob is in loaded (already parsed) are not read: their data is
+        left empty, so a reload of many zones reads only what changed.
+        """
         repo = repo or pygit2.Repository(self.path)
         branch = self.branch(repo)
         reference = repo.references.get(f"refs/heads/{branch}")
         if reference is None:
             raise GitError(f"the clone in {self.path} has no branch {branch!r}")
         commit = repo[reference.target].peel(pygit2.Commit)
-        files = [
-            SourceFile(entry.name, str(entry.id), repo[entry.id].data)
-            for entry in commit.tree
-            if entry.filemode in REGULAR_FILE_MODES
-        ]
+        files = []
+        for entry in commit.tree:
+            if entry.filemode not in REGULAR_FILE_MODES:
+                continue
+            blob_id = str(entry.id)
+            skip = blob_id in loaded and not is_key_file(entry.name)
+            files.append(SourceFile(entry.name, blob_id, b"" if skip else repo[entry.id].data))
         tracking = repo.references.get(f"refs/remotes/origin/{branch}")
         ahead = 0
         if tracking is not None and tracking.target != commit.id:

@@ -110,9 +110,7 @@ class GitSync:
         are compared with their previous version.
         """
         previous = self._loaded
-        sources = dict(previous.sources)
-        sources.update((loaded.zone.origin, loaded) for loaded in parsed.values())
-        result = load_zoneset(snapshot.files, ZoneSet(previous.zones, sources))
+        result = load_zoneset(snapshot.files, previous, parsed.values())
         self._loaded = result.zoneset
         deltas = {}
         for origin in result.changed:

@@ -86,3 +86,13 @@ class LoadTests(SynchronousTestCase):
         self.assertEqual(zone_name("example.com"), dns.name.from_text("example.com."))
         for not_a_zone in ("_keys", "example._keys", ".gitignore", "a..b"):
             self.assertIsNone(zone_name(not_a_zone), not_a_zone)
+
+    def test_zones_made_already_are_used_as_they_are(self) -> None:
+        first = load_zoneset(files(example=("1", EXAMPLE)))
+        made = load_zoneset(files(example=("2", EXAMPLE.replace("192.0.2.25", "192.0.2.26"))))
+        ready = made.zoneset.sources[EXAMPLE_NAME]
+        # The new blob's data is not read again: the parsed zone comes with it.
+        second = load_zoneset([SourceFile("example", "2", b"")], first.zoneset, [ready])
+        self.assertIs(second.zoneset.zones[EXAMPLE_NAME], ready.zone)
+        self.assertEqual(second.changed, {EXAMPLE_NAME})
+        self.assertEqual(second.errors, [])

@@ -1,0 +1,147 @@
+"""A repository of many zones: start-up time, and time from NOTIFY to serving a change.
+
+Usage: .venv/bin/python bench/reload.py [--zones 10000] [--rounds 5]
+Starts its own gitdns-primary on 127.0.0.1 and stops it; prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import dns.exception
+import dns.message
+import dns.opcode
+import dns.query
+import dns.rcode
+import dns.tsig
+
+SECRET = "kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="
+KEY = dns.tsig.Key("bench._update.", SECRET)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def zone(index: int, serial: int, address: str) -> str:
+    return (
+        f"$ORIGIN z{index}.example.\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n"
+        f"@ NS ns1\nns1 A 192.0.2.1\nwww A {address}\nmail MX 10 www\n"
+    )
+
+
+def git(repo: str, *args: str) -> None:
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="bench",
+        GIT_AUTHOR_EMAIL="bench@localhost",
+        GIT_COMMITTER_NAME="bench",
+        GIT_COMMITTER_EMAIL="bench@localhost",
+    )
+    subprocess.run(["git", "-C", repo, *args], check=True, capture_output=True, env=env)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def answer(port: int, qname: str) -> str | None:
+    try:
+        response = dns.query.udp(
+            dns.message.make_query(qname, "A"), "127.0.0.1", timeout=0.5, port=port
+        )
+    except (OSError, dns.exception.Timeout):
+        return None
+    if response.rcode() != dns.rcode.NOERROR or not response.answer:
+        return None
+    return response.answer[0][0].address
+
+
+def wait_for(port: int, qname: str, expected: str, limit: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        if answer(port, qname) == expected:
+            return time.monotonic() - started
+        time.sleep(0.002)
+    raise SystemExit(f"{qname} did not become {expected} within {limit} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--zones", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    arguments = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="gitdns-reload-")
+    server = None
+    try:
+        repo = os.path.join(work, "repo")
+        os.mkdir(repo)
+        git(repo, "init", "-q", "-b", "main")
+        for index in range(arguments.zones):
+            with open(os.path.join(repo, f"z{index}.example"), "w") as file:
+                file.write(zone(index, 1, "192.0.2.80"))
+        with open(os.path.join(repo, "_keys"), "w") as file:
+            file.write(f"bench._update. DNSKEY 0 3 163 {SECRET}\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "zones")
+        port = free_port()
+        last = f"www.z{arguments.zones - 1}.example."
+        started = time.monotonic()
+        server = subprocess.Popen(
+            [
+                os.path.join(ROOT, ".venv", "bin", "twistd"),
+                "-n",
+                "--pidfile=",
+                "gitdns-primary",
+                "--remote",
+                repo,
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--data-dir",
+                os.path.join(work, "data"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for(port, last, "192.0.2.80", 600)
+        cold = time.monotonic() - started
+        print(f"{arguments.zones} zones: start-up (clone + load) {cold:.2f} s")
+        times = []
+        for round_ in range(arguments.rounds):
+            index = (round_ * 7919) % arguments.zones
+            address = f"198.51.100.{round_ + 1}"
+            with open(os.path.join(repo, f"z{index}.example"), "w") as file:
+                file.write(zone(index, 2 + round_, address))
+            git(repo, "commit", "-q", "-am", f"change z{index}")
+            notify = dns.message.make_query(f"z{index}.example.", "SOA")
+            notify.set_opcode(dns.opcode.NOTIFY)
+            notify.use_tsig({KEY.name: KEY}, KEY.name)
+            sent = time.monotonic()
+            dns.query.udp(notify, "127.0.0.1", port=port, timeout=5)
+            wait_for(port, f"www.z{index}.example.", address, 60)
+            times.append(time.monotonic() - sent)
+        times.sort()
+        print(
+            f"NOTIFY to serving the change, one zone of {arguments.zones} changed: "
+            f"median {times[len(times) // 2] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms "
+            f"(target < 200 ms)"
+        )
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
