@@ -177,7 +177,8 @@ def load_zoneset(
             text = source.data.decode("utf-8")
             zone = parse_zone(origin, text, source.name)
         except UnicodeDecodeError as error:
-            errors.append(ZoneFileError(source.name, None, f"not UTF-8 text ({error.reason})"))
+            line = source.data[: error.start].count(b"\n") + 1
+            errors.append(ZoneFileError(source.name, line, f"not UTF-8 text ({error.reason})"))
         except ZoneFileError as error:
             errors.append(error)
         else:

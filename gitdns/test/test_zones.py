@@ -57,7 +57,7 @@ class LoadTests(SynchronousTestCase):
 
     def test_not_utf8(self) -> None:
         result = load_zoneset([SourceFile("example", "1", b"\xff\xfe")])
-        self.assertEqual(str(result.errors[0]), "example: not UTF-8 text (invalid start byte)")
+        self.assertEqual(str(result.errors[0]), "example:1: not UTF-8 text (invalid start byte)")
 
     def test_broken_reload_keeps_last_good_copy(self) -> None:
         first = load_zoneset(files(example=("1", EXAMPLE)))
