@@ -58,6 +58,8 @@ class SecondaryConfig:
     data_dir: str = "gitdns-secondary"
     # Port of the primaries (53; another for test setups on one machine).
     primary_port: int = 53
+    # The primary of keys whose name carries no address (gitdns-acme --primary).
+    primary: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,44 +70,51 @@ class Source:
     key: Key
 
 
-def _transfer_role(key: Key) -> KeyRole | None:
+def _transfer_role(key: Key, primary: str | None = None) -> tuple[KeyRole, str] | None:
+    """A key's role when it lets us transfer, and its primary: the address in the key
+    name, else primary (gitdns-acme's --primary, for keys that name none)."""
     role = key.role
-    if role is None or role.primary is None:
+    if role is None or role.operation not in (Operation.TRANSFER, Operation.UPDATE):
         return None
-    if role.operation not in (Operation.TRANSFER, Operation.UPDATE):
-        return None
-    return role
+    address = str(role.primary) if role.primary is not None else primary
+    return None if address is None else (role, address)
 
 
-def configured_zones(keys: Iterable[Key]) -> dict[dns.name.Name, list[Source]]:
+def configured_zones(
+    keys: Iterable[Key], primary: str | None = None
+) -> dict[dns.name.Name, list[Source]]:
     """Zones named by `_transfer`/`_update` keys with a primary address (not the root)."""
     zones: dict[dns.name.Name, list[Source]] = {}
     for key in sorted(keys, key=lambda k: k.name):
-        role = _transfer_role(key)
-        if role is not None and role.zone != dns.name.root:
-            zones.setdefault(role.zone, []).append(Source(str(role.primary), key))
+        found = _transfer_role(key, primary)
+        if found is not None and found[0].zone != dns.name.root:
+            zones.setdefault(found[0].zone, []).append(Source(found[1], key))
     return zones
 
 
-def root_sources(keys: Iterable[Key]) -> list[Source]:
+def root_sources(keys: Iterable[Key], primary: str | None = None) -> list[Source]:
     """Primaries that hand us every zone (root keys, SPEC.md "Dynamic zones")."""
     return [
-        Source(str(role.primary), key)
+        Source(found[1], key)
         for key in sorted(keys, key=lambda k: k.name)
-        if (role := _transfer_role(key)) is not None and role.zone == dns.name.root
+        if (found := _transfer_role(key, primary)) is not None and found[0].zone == dns.name.root
     ]
 
 
 def sources_for(
-    zone: dns.name.Name, keys: Iterable[Key], prefer: dns.name.Name | None = None
+    zone: dns.name.Name,
+    keys: Iterable[Key],
+    prefer: dns.name.Name | None = None,
+    primary: str | None = None,
 ) -> list[Source]:
     """Where zone can come from: keys granting its transfer that name a primary, the
     most specific zone first, the key named prefer (a NOTIFY's) before the others."""
-    found = [
-        (key.name != prefer, -len(role.zone), key.name, Source(str(role.primary), key))
-        for key in keys
-        if (role := _transfer_role(key)) is not None and zone.is_subdomain(role.zone)
-    ]
+    found = []
+    for key in keys:
+        pair = _transfer_role(key, primary)
+        if pair is not None and zone.is_subdomain(pair[0].zone):
+            role, address = pair
+            found.append((key.name != prefer, -len(role.zone), key.name, Source(address, key)))
     return [source for *_, source in sorted(found)]
 
 
@@ -272,13 +281,13 @@ class Secondary(service.MultiService):
         for problem in problems:
             log.warn("Stored zone not usable: {problem}", problem=problem)
         self._stored = stored
-        configured = configured_zones(self.keys)
+        configured = configured_zones(self.keys, self.config.primary)
         for origin, sources in configured.items():
             self.carried[origin] = _Carried(origin, sources, configured=True)
         for origin, kept in stored.items():
             if origin in self.carried:
                 continue
-            sources = sources_for(origin, self.keys)
+            sources = sources_for(origin, self.keys, primary=self.config.primary)
             if kept.configured or not sources:
                 log.info(
                     "Stored zone {zone} is no longer ours (no key names a primary for it)",
@@ -290,7 +299,7 @@ class Secondary(service.MultiService):
             kept = stored.get(origin)
             if kept is not None:
                 carried.zone = kept.zone
-        if not self.carried and not root_sources(self.keys):
+        if not self.carried and not root_sources(self.keys, self.config.primary):
             log.warn("No zones: no --key names a zone and a primary address")
         self._publish(set(self.carried))
 
@@ -311,7 +320,7 @@ class Secondary(service.MultiService):
                 )
             self._begin(carried, copy, now)
         self._stored = {}
-        for source in root_sources(self.keys):
+        for source in root_sources(self.keys, self.config.primary):
             self._register(source, 0)
 
     def stopService(self) -> defer.Deferred[object]:
@@ -361,7 +370,9 @@ class Secondary(service.MultiService):
             return
         # A key allowed to NOTIFY a zone we do not carry (a root key: a new dynamic
         # zone): start carrying it, from the primaries our keys name for it.
-        sources = sources_for(event.zone, self.keys, prefer=event.keyname)
+        sources = sources_for(
+            event.zone, self.keys, prefer=event.keyname, primary=self.config.primary
+        )
         if not sources:
             log.warn(
                 "NOTIFY for {zone} from {peer} ({how}): no key names a primary for it",
@@ -379,6 +390,13 @@ class Secondary(service.MultiService):
         carried = self.carried[event.zone] = _Carried(event.zone, sources, configured=False)
         self._publish({event.zone})
         self._begin(carried, None, self.clock.seconds())
+
+    def check_now(self, origin: dns.name.Name) -> None:
+        """Ask the primary for origin's SOA at once, as on a NOTIFY (gitdns-acme: the
+        signed query over TCP registers us again with a primary that restarted)."""
+        carried = self.carried.get(origin)
+        if carried is not None:
+            self._feed(carried, refresh.Notified())
 
     # -- the state machine ----------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""twistd plugins: gitdns-primary, gitdns-secondary (and later gitdns-acme). Thin on purpose."""
+"""twistd plugins: gitdns-primary, gitdns-secondary and gitdns-acme. Thin on purpose."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 if TYPE_CHECKING:
+    from gitdns.acme import AcmeService
     from gitdns.primary import Primary
     from gitdns.secondary import Secondary
 
@@ -191,3 +192,111 @@ class SecondaryMaker:
 
 
 gitdns_secondary = SecondaryMaker()
+
+
+class AcmeOptions(usage.Options):
+    synopsis = (
+        "--key NAME:ALG:SECRET --primary HOST[:PORT] [--directory URL] [--account-key FILE] "
+        "[--email ADDR] [--ca-file FILE] [--renew-days N] [--data-dir DIR] [--listen HOST:PORT]"
+    )
+    optParameters = [
+        [
+            "primary",
+            "p",
+            None,
+            "The primary, IP[:PORT]: we keep its zones as a hidden secondary and send it "
+            "our UPDATEs.",
+        ],
+        [
+            "directory",
+            None,
+            "https://acme-staging-v02.api.letsencrypt.org/directory",
+            "ACME directory URL (default: Let's Encrypt staging).",
+        ],
+        [
+            "account-key",
+            None,
+            None,
+            "ACME account key (PEM), created with mode 0600 if missing "
+            "(default DATA-DIR/account.key).",
+        ],
+        ["email", None, None, "Contact address for the ACME account."],
+        ["ca-file", None, None, "CA bundle trusted for the directory's TLS (a private CA)."],
+        ["renew-days", None, 30.0, "Renew this many days before expiry.", float],
+        ["data-dir", "d", "gitdns-acme", "Directory for the zone copies and the account key."],
+        [
+            "ns-port",
+            None,
+            53,
+            "Port of the zones' name servers, asked whether they serve the challenge.",
+            int,
+        ],
+        [
+            "retry-delay",
+            None,
+            60.0,
+            "Seconds before the first retry of a failed name; doubles with each failure.",
+            float,
+        ],
+        [
+            "propagation-timeout",
+            None,
+            120.0,
+            "Seconds to wait for every name server to serve the challenge.",
+            float,
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["key"] = []
+
+    def opt_key(self, value: str) -> None:
+        """TSIG key NAME:ALG:BASE64 with update access (e.g. acme._update.ZONE, or
+        acme._update. for every zone); repeat for several."""
+        from gitdns.keys import parse_key_argument
+
+        try:
+            self["key"].append(parse_key_argument(value))
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+
+    def opt_listen(self, value: str) -> None:
+        """Address the primary's NOTIFYs reach us on, HOST:PORT or [V6]:PORT; repeat for
+        several (default 0.0.0.0:53 and [::]:53)."""
+        from gitdns.server import parse_listen
+
+        try:
+            self["listen"].append(parse_listen(value))
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+
+    def postOptions(self) -> None:
+        from gitdns.acme import parse_host_port
+
+        if not self["key"]:
+            raise usage.UsageError("at least one --key is required")
+        if not self["primary"]:
+            raise usage.UsageError("--primary is required")
+        try:
+            self["primary"] = parse_host_port(self["primary"])
+        except ValueError as error:
+            raise usage.UsageError(f"--primary: {error}") from None
+        if self["retry-delay"] <= 0 or self["propagation-timeout"] <= 0:
+            raise usage.UsageError("--retry-delay and --propagation-timeout must be positive")
+
+
+@implementer(IServiceMaker, IPlugin)
+class AcmeMaker:
+    tapname = "gitdns-acme"
+    description = "Certificates for CSRs published in DNS, from an ACME CA by dns-01."
+    options = AcmeOptions
+
+    def makeService(self, options: AcmeOptions) -> AcmeService:
+        from gitdns.acme import make_acme
+
+        return make_acme(options)
+
+
+gitdns_acme = AcmeMaker()
