@@ -33,7 +33,6 @@ from tests.peers import (  # noqa: E402
     Server,
     ServerError,
     TwistedNames,
-    gitdns_plugin_available,
     which,
 )
 
@@ -187,9 +186,6 @@ def main(argv: list[str] | None = None) -> int:
         if which(tool) is None:
             sys.exit(f"{tool} not found")
     kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
-    if "gitdns" in kinds and not gitdns_plugin_available():
-        print("gitdns plugin not found; skipping gitdns", file=sys.stderr)
-        kinds.remove("gitdns")
 
     # Servers (started from this process) inherit this CPU; dnsperf gets its own.
     os.sched_setaffinity(0, {args.server_cpu})

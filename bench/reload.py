@@ -90,6 +90,8 @@ def main() -> None:
             file.write(f"bench._update. DNSKEY 0 3 163 {SECRET}\n")
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "-m", "zones")
+        # Packed now, not by a background auto-gc racing with the clone.
+        git(repo, "gc", "-q")
         port = free_port()
         last = f"www.z{arguments.zones - 1}.example."
         started = time.monotonic()
