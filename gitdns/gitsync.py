@@ -88,6 +88,7 @@ class GitSync:
         self._committing = False
         self._pushing: defer.Deferred[None] | None = None
         self._push_again = False
+        self._push_wanted = False
         # The zones as last loaded in the worker thread (only that thread touches it).
         self._loaded = ZoneSet()
         # What is being served, by origin: where UPDATEs look up their zone's file.
@@ -179,7 +180,13 @@ class GitSync:
 
         def next_batch(_: object) -> None:
             self._committing = False
-            self._commit_queued()
+            if self._queue:
+                self._commit_queued()
+            elif self._push_wanted:
+                # Pushed once the queue is drained: a push in the worker thread would
+                # hold back the commits (and the answers) waiting behind it.
+                self._push_wanted = False
+                self.push()
 
         d.addBoth(next_batch)
 
@@ -205,7 +212,7 @@ class GitSync:
             )
             waiting.answer.callback(waiting.request.reply(Answer(rcode=rcode)))
         if loaded is not None:
-            self.push()
+            self._push_wanted = True
 
     def _not_committed(self, failure: Failure, batch: list[_Waiting]) -> None:
         log.failure("UPDATE batch of {count} not committed", failure, count=len(batch))
