@@ -95,8 +95,9 @@ class Server:
 
     name = "server"
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None,
-                 start_timeout: float = START_TIMEOUT) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, start_timeout: float = START_TIMEOUT
+    ) -> None:
         self.host = host
         self._fixed_port = port
         self.port = port or 0
@@ -145,8 +146,13 @@ class Server:
             log.write(f"$ {' '.join(cmd)}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                list(cmd), cwd=self.dir, env=self.env(), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                list(cmd),
+                cwd=self.dir,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         _LIVE.add(self)
 
@@ -158,13 +164,15 @@ class Server:
             if self.proc.poll() is not None:
                 raise ServerError(
                     f"{self.name} exited with {self.proc.returncode} before answering;"
-                    f" log:\n{self.log_tail()}")
+                    f" log:\n{self.log_tail()}"
+                )
             if soa_answers(self.host, self.port, zone):
                 return
             time.sleep(0.1)
         raise ServerError(
             f"{self.name} did not answer SOA {zone} on {self.host}:{self.port} within"
-            f" {self.start_timeout}s; log:\n{self.log_tail()}")
+            f" {self.start_timeout}s; log:\n{self.log_tail()}"
+        )
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -204,14 +212,19 @@ class Server:
         return "\n".join(self.log().splitlines()[-lines:])
 
     # -- queries --------------------------------------------------------------
-    def query(self, qname: str, rdtype: str = "A", tcp: bool = False,
-              timeout: float = 3.0, **make_query: object) -> dns.message.Message:
+    def query(
+        self,
+        qname: str,
+        rdtype: str = "A",
+        tcp: bool = False,
+        timeout: float = 3.0,
+        **make_query: object,
+    ) -> dns.message.Message:
         q = dns.message.make_query(qname, rdtype, **make_query)  # type: ignore[arg-type]
         q.flags &= ~dns.flags.RD
         if tcp:
             return dns.query.tcp(q, self.host, port=self.port, timeout=timeout)
-        return dns.query.udp(q, self.host, port=self.port, timeout=timeout,
-                             ignore_trailing=True)
+        return dns.query.udp(q, self.host, port=self.port, timeout=timeout, ignore_trailing=True)
 
 
 # --------------------------------------------------------------------------- BIND
@@ -226,8 +239,7 @@ class TsigKey:
     algorithm: str = "hmac-sha256"
 
     def bind_conf(self) -> str:
-        return (f'key "{self.name}" {{ algorithm {self.algorithm};'
-                f' secret "{self.secret}"; }};\n')
+        return f'key "{self.name}" {{ algorithm {self.algorithm}; secret "{self.secret}"; }};\n'
 
     @property
     def cli(self) -> str:
@@ -270,14 +282,13 @@ class NamedZone:
         return (self.name.strip(".") or "root") + ".zone"
 
     def bind_conf(self) -> str:
-        lines = [f'zone "{self.name}" {{', f"  type {self.type};",
-                 f'  file "{self.file_name}";']
+        lines = [f'zone "{self.name}" {{', f"  type {self.type};", f'  file "{self.file_name}";']
         if self.primaries:
-            lines.append("  primaries { " + " ".join(r.bind_conf() for r in self.primaries)
-                         + " };")
+            lines.append("  primaries { " + " ".join(r.bind_conf() for r in self.primaries) + " };")
         if self.also_notify:
-            lines.append("  also-notify { " + " ".join(r.bind_conf() for r in self.also_notify)
-                         + " };")
+            lines.append(
+                "  also-notify { " + " ".join(r.bind_conf() for r in self.also_notify) + " };"
+            )
             lines.append("  notify explicit;")
         lines.extend(f"  {o}" for o in self.options)
         lines.append("};")
@@ -297,10 +308,15 @@ class Named(Server):
 
     name = "named"
 
-    def __init__(self, zones: Mapping[str, str] | Iterable[NamedZone],
-                 keys: Iterable[TsigKey] = (), options: Iterable[str] = (),
-                 threads: int | None = None, ready_zone: str | None = None,
-                 **kw: object) -> None:
+    def __init__(
+        self,
+        zones: Mapping[str, str] | Iterable[NamedZone],
+        keys: Iterable[TsigKey] = (),
+        options: Iterable[str] = (),
+        threads: int | None = None,
+        ready_zone: str | None = None,
+        **kw: object,
+    ) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         if isinstance(zones, Mapping):
             self.zones = [NamedZone(n, t) for n, t in zones.items()]
@@ -360,8 +376,13 @@ class Nsd(Server):
 
     name = "nsd"
 
-    def __init__(self, zones: Mapping[str, str], server_count: int = 1,
-                 options: Iterable[str] = (), **kw: object) -> None:
+    def __init__(
+        self,
+        zones: Mapping[str, str],
+        server_count: int = 1,
+        options: Iterable[str] = (),
+        **kw: object,
+    ) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.zones = dict(zones)
         self.server_count = server_count
@@ -375,7 +396,7 @@ class Nsd(Server):
         zones = ""
         for i, (name, text) in enumerate(self.zones.items()):
             (d / f"z{i}.zone").write_text(text)
-            zones += f"zone:\n  name: \"{name}\"\n  zonefile: \"{d}/z{i}.zone\"\n"
+            zones += f'zone:\n  name: "{name}"\n  zonefile: "{d}/z{i}.zone"\n'
         opts = "".join(f"  {o}\n" for o in self.options)
         conf = (
             "server:\n"
@@ -394,8 +415,7 @@ class Nsd(Server):
             "  verbosity: 1\n"
             f"{opts}"
             "remote-control:\n"
-            "  control-enable: no\n"
-            + zones
+            "  control-enable: no\n" + zones
         )
         (d / "nsd.conf").write_text(conf)
         return [which("nsd") or "/usr/sbin/nsd", "-d", "-c", str(d / "nsd.conf")]
@@ -420,19 +440,41 @@ class TwistedNames(Server):
     def prepare(self) -> list[str]:
         path = self.dir / "zone"
         path.write_text(self.text)
-        return [TWISTD, "-n", "--pidfile=", "dns", "--bindzone", str(path),
-                "-i", self.host, "-p", str(self.port)]
+        return [
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            "dns",
+            "--bindzone",
+            str(path),
+            "-i",
+            self.host,
+            "-p",
+            str(self.port),
+        ]
 
 
 # --------------------------------------------------------------------------- gitdns
 
 
 def git(repo: Path, *args: str, timeout: float = 30.0) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="gitdns tests", GIT_AUTHOR_EMAIL="tests@gitdns.invalid",
-               GIT_COMMITTER_NAME="gitdns tests", GIT_COMMITTER_EMAIL="tests@gitdns.invalid",
-               GIT_CONFIG_NOSYSTEM="1", HOME=str(repo.parent))
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True, env=env, timeout=timeout).stdout
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="gitdns tests",
+        GIT_AUTHOR_EMAIL="tests@gitdns.invalid",
+        GIT_COMMITTER_NAME="gitdns tests",
+        GIT_COMMITTER_EMAIL="tests@gitdns.invalid",
+        GIT_CONFIG_NOSYSTEM="1",
+        HOME=str(repo.parent),
+    )
+    return subprocess.run(
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    ).stdout
 
 
 def make_repo(path: Path, files: Mapping[str, str], message: str = "initial") -> Path:
@@ -467,10 +509,16 @@ class Gitdns(Server):
 
     name = "gitdns"
 
-    def __init__(self, zones: Mapping[str, str], files: Mapping[str, str] | None = None,
-                 args: Sequence[str] = (), remote: str | None = None,
-                 plugin: str = "gitdns-primary", ready_zone: str | None = None,
-                 **kw: object) -> None:
+    def __init__(
+        self,
+        zones: Mapping[str, str],
+        files: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+        remote: str | None = None,
+        plugin: str = "gitdns-primary",
+        ready_zone: str | None = None,
+        **kw: object,
+    ) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.zones = dict(zones)
         self.args = list(args)
@@ -488,16 +536,25 @@ class Gitdns(Server):
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
     def prepare(self) -> list[str]:
         self.data_dir.mkdir(exist_ok=True)
-        return [TWISTD, "-n", "--pidfile=", self.plugin, "--remote", self.remote,
-                "--listen", f"{self.host}:{self.port}", "--data-dir", str(self.data_dir),
-                *self.args]
+        return [
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            self.plugin,
+            "--remote",
+            self.remote,
+            "--listen",
+            f"{self.host}:{self.port}",
+            "--data-dir",
+            str(self.data_dir),
+            *self.args,
+        ]
 
     def commit(self, files: Mapping[str, str | None], message: str = "change") -> None:
         commit(self.repo, files, message)
@@ -515,23 +572,46 @@ def _run(cmd: Sequence[str], timeout: float) -> str:
 
 def dig(*args: str, server: str = "127.0.0.1", port: int = 53, timeout: float = 15.0) -> str:
     """``dig @server -p port +norec +time=2 +tries=1 ARGS``; returns stdout."""
-    return _run([which("dig") or "dig", f"@{server}", "-p", str(port), "+norec", "+time=2",
-                 "+tries=1", *args], timeout)
+    return _run(
+        [
+            which("dig") or "dig",
+            f"@{server}",
+            "-p",
+            str(port),
+            "+norec",
+            "+time=2",
+            "+tries=1",
+            *args,
+        ],
+        timeout,
+    )
 
 
 def kdig(*args: str, server: str = "127.0.0.1", port: int = 53, timeout: float = 15.0) -> str:
     """``kdig @server -p port +norec +time=2 +retry=0 ARGS``; returns stdout."""
-    return _run([which("kdig") or "kdig", f"@{server}", "-p", str(port), "+norec", "+time=2",
-                 "+retry=0", *args], timeout)
+    return _run(
+        [
+            which("kdig") or "kdig",
+            f"@{server}",
+            "-p",
+            str(port),
+            "+norec",
+            "+time=2",
+            "+retry=0",
+            *args,
+        ],
+        timeout,
+    )
 
 
 def server_log_report(servers: Iterable[Server]) -> str:
-    return "\n".join(f"--- {s.name} {s.host}:{s.port} log tail ---\n{s.log_tail()}"
-                     for s in servers)
+    return "\n".join(
+        f"--- {s.name} {s.host}:{s.port} log tail ---\n{s.log_tail()}" for s in servers
+    )
 
 
 if __name__ == "__main__":  # manual smoke test: python tests/peers.py
-    zone = ("$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n")
+    zone = "$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n"
     with Named({"example.": zone}) as n:
         print(dig("example.", "SOA", port=n.port), file=sys.stderr)
 
@@ -541,16 +621,25 @@ if __name__ == "__main__":  # manual smoke test: python tests/peers.py
 
 def ssh_keygen(path: Path, kind: str = "ed25519", passphrase: str = "") -> str:
     """A new key pair at ``path`` and ``path.pub``; returns the public key line."""
-    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", passphrase, "-C", "gitdns-tests",
-                    "-f", str(path)], check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", kind, "-N", passphrase, "-C", "gitdns-tests", "-f", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     return Path(f"{path}.pub").read_text().strip()
 
 
 def ssh_fingerprint(public_key_line: str) -> str:
     """``SHA256:...`` of a public key line, computed by ``ssh-keygen -l -E sha256``."""
-    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", "-"],
-                         input=public_key_line + "\n", check=True, capture_output=True,
-                         text=True, timeout=30).stdout
+    out = subprocess.run(
+        ["ssh-keygen", "-l", "-E", "sha256", "-f", "-"],
+        input=public_key_line + "\n",
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     return out.split()[1]
 
 
@@ -616,13 +705,18 @@ class Sshd(Server):
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServerError(f"sshd exited with {self.proc.returncode}; log:\n"
-                                  f"{self.log_tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                    self.address, timeout=1.0) as s:
+                raise ServerError(
+                    f"sshd exited with {self.proc.returncode}; log:\n{self.log_tail()}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(self.address, timeout=1.0) as s,
+            ):
                 s.settimeout(1.0)
                 if s.recv(64).startswith(b"SSH-"):
                     return
             time.sleep(0.1)
-        raise ServerError(f"sshd sent no banner on {self.host}:{self.port} within"
-                          f" {self.start_timeout}s; log:\n{self.log_tail()}")
+        raise ServerError(
+            f"sshd sent no banner on {self.host}:{self.port} within"
+            f" {self.start_timeout}s; log:\n{self.log_tail()}"
+        )

@@ -196,15 +196,21 @@ def ask(server: Server, qname: str, qtype: str, transport: str) -> dns.message.M
     q = dns.message.make_query(qname, qtype, use_edns=edns, payload=payload or None)
     q.flags &= ~dns.flags.RD  # RD clear, as a resolver talking to an authority
     if tcp:
-        return dns.query.tcp(q, server.host, port=server.port, timeout=TIMEOUT,
-                             one_rr_per_rrset=True)
-    return dns.query.udp(q, server.host, port=server.port, timeout=TIMEOUT,
-                         one_rr_per_rrset=True)
+        return dns.query.tcp(
+            q, server.host, port=server.port, timeout=TIMEOUT, one_rr_per_rrset=True
+        )
+    return dns.query.udp(q, server.host, port=server.port, timeout=TIMEOUT, one_rr_per_rrset=True)
 
 
-FLAGS = [("QR", dns.flags.QR), ("AA", dns.flags.AA), ("TC", dns.flags.TC),
-         ("RD", dns.flags.RD), ("RA", dns.flags.RA), ("AD", dns.flags.AD),
-         ("CD", dns.flags.CD)]
+FLAGS = [
+    ("QR", dns.flags.QR),
+    ("AA", dns.flags.AA),
+    ("TC", dns.flags.TC),
+    ("RD", dns.flags.RD),
+    ("RA", dns.flags.RA),
+    ("AD", dns.flags.AD),
+    ("CD", dns.flags.CD),
+]
 
 
 def _rr_lines(section: list[dns.rrset.RRset]) -> list[str]:
@@ -212,31 +218,45 @@ def _rr_lines(section: list[dns.rrset.RRset]) -> list[str]:
     for rrset in section:
         for rd in rrset:
             # canonical (lower-cased) domain names inside rdata; text for display
-            canon = dns.rdata.from_wire(rd.rdclass, rd.rdtype, rd.to_digestable(), 0,
-                                        len(rd.to_digestable()))
-            lines.append(f"{rrset.name.to_text().lower()} {rrset.ttl}"
-                         f" {dns.rdataclass.to_text(rrset.rdclass)}"
-                         f" {dns.rdatatype.to_text(rrset.rdtype)} {canon.to_text()}")
+            canon = dns.rdata.from_wire(
+                rd.rdclass, rd.rdtype, rd.to_digestable(), 0, len(rd.to_digestable())
+            )
+            lines.append(
+                f"{rrset.name.to_text().lower()} {rrset.ttl}"
+                f" {dns.rdataclass.to_text(rrset.rdclass)}"
+                f" {dns.rdatatype.to_text(rrset.rdtype)} {canon.to_text()}"
+            )
     return sorted(lines)
 
 
 def normalize(m: dns.message.Message) -> list[str]:
     """The comparable content of a response as lines (see module docstring)."""
     flags = " ".join(n for n, f in FLAGS if m.flags & f)
-    out = [f"opcode {dns.opcode.to_text(m.opcode())}",
-           f"rcode {dns.rcode.to_text(m.rcode())}",
-           f"flags {flags}",
-           f"edns {m.edns}"]
-    out += [f"question {q.name.to_text()} {dns.rdataclass.to_text(q.rdclass)}"
-            f" {dns.rdatatype.to_text(q.rdtype)}" for q in m.question]
+    out = [
+        f"opcode {dns.opcode.to_text(m.opcode())}",
+        f"rcode {dns.rcode.to_text(m.rcode())}",
+        f"flags {flags}",
+        f"edns {m.edns}",
+    ]
+    out += [
+        f"question {q.name.to_text()} {dns.rdataclass.to_text(q.rdclass)}"
+        f" {dns.rdatatype.to_text(q.rdtype)}"
+        for q in m.question
+    ]
     if m.flags & dns.flags.TC:
         keep = {"rcode", "flags", "question"}
         flags = " ".join(n for n, f in FLAGS if m.flags & f and n in ("TC", "AA"))
-        out = [line if not line.startswith("flags") else f"flags {flags}"
-               for line in out if line.split(" ", 1)[0] in keep]
+        out = [
+            line if not line.startswith("flags") else f"flags {flags}"
+            for line in out
+            if line.split(" ", 1)[0] in keep
+        ]
         return [*out, "(truncated: sections not compared)"]
-    for title, section in (("answer", m.answer), ("authority", m.authority),
-                           ("additional", m.additional)):
+    for title, section in (
+        ("answer", m.answer),
+        ("authority", m.authority),
+        ("additional", m.additional),
+    ):
         out += [f"{title}: {line}" for line in _rr_lines(section)]
     return out
 
@@ -244,8 +264,7 @@ def normalize(m: dns.message.Message) -> list[str]:
 def _any_view(ref_n: list[str], got_n: list[str]) -> tuple[list[str], list[str]]:
     """RFC 8482: the subject may return a non-empty subset of the RRsets (whole RRsets)
     or a single synthesized HINFO RRset. Returns views that are equal when it did."""
-    head = [line for line in ref_n if not line.startswith(("answer", "authority",
-                                                          "additional"))]
+    head = [line for line in ref_n if not line.startswith(("answer", "authority", "additional"))]
     ref_ans = [line for line in ref_n if line.startswith("answer")]
     got_ans = [line for line in got_n if line.startswith("answer")]
 
@@ -256,19 +275,24 @@ def _any_view(ref_n: list[str], got_n: list[str]) -> tuple[list[str], list[str]]
     got_keys = {rrset_key(line) for line in got_ans}
     hinfo = bool(got_ans) and all(k[1] == "HINFO" for k in got_keys) and len(got_keys) == 1
     if hinfo:
-        return head, [line for line in got_n if not line.startswith(("answer", "authority",
-                                                                     "additional"))]
+        return head, [
+            line for line in got_n if not line.startswith(("answer", "authority", "additional"))
+        ]
     subset = [line for line in ref_ans if rrset_key(line) in got_keys]
     if not got_ans:
         subset = ["answer: (non-empty)"]
-    got_view = [line for line in got_n if not line.startswith(("answer", "authority",
-                                                              "additional"))]
+    got_view = [
+        line for line in got_n if not line.startswith(("answer", "authority", "additional"))
+    ]
     return head + subset, got_view + got_ans
 
 
 def cases() -> list[object]:
-    return [pytest.param(qname, qtype, transport, id=f"{qname}/{qtype}/{transport}")
-            for qname, qtype, _why in QUERIES for transport in TRANSPORTS]
+    return [
+        pytest.param(qname, qtype, transport, id=f"{qname}/{qtype}/{transport}")
+        for qname, qtype, _why in QUERIES
+        for transport in TRANSPORTS
+    ]
 
 
 @pytest.mark.parametrize(("qname", "qtype", "transport"), cases())
@@ -280,18 +304,26 @@ def test_same_answer(pair: Pair, qname: str, qtype: str, transport: str) -> None
     ref_n, got_n = normalize(ref), normalize(got)
     # When either side truncated, compare the reduced view of both.
     if (ref.flags | got.flags) & dns.flags.TC and not (ref.flags & got.flags & dns.flags.TC):
-        ref_n = [line for line in ref_n if not line.startswith(("answer", "authority",
-                                                                  "additional", "edns"))]
-        got_n = [line for line in got_n if not line.startswith(("answer", "authority",
-                                                                  "additional", "edns"))]
+        ref_n = [
+            line
+            for line in ref_n
+            if not line.startswith(("answer", "authority", "additional", "edns"))
+        ]
+        got_n = [
+            line
+            for line in got_n
+            if not line.startswith(("answer", "authority", "additional", "edns"))
+        ]
     if qtype == "ANY" and not got.flags & dns.flags.TC:
         ref_n, got_n = _any_view(ref_n, got_n)
     if ref_n != got_n:
         why = next(w for n, t, w in QUERIES if (n, t) == (qname, qtype))
-        diff = "\n".join(difflib.unified_diff(ref_n, got_n, "BIND", pair.subject.name,
-                                              lineterm="", n=100))
+        diff = "\n".join(
+            difflib.unified_diff(ref_n, got_n, "BIND", pair.subject.name, lineterm="", n=100)
+        )
         pytest.fail(
             f"{qname} {qtype} over {transport} ({why}) differs:\n{diff}\n\n"
             f"=== BIND response ===\n{ref.to_text()}\n\n"
             f"=== {pair.subject.name} response ===\n{got.to_text()}",
-            pytrace=False)
+            pytrace=False,
+        )

@@ -111,18 +111,29 @@ def test_bind_secondary_hears_our_notify(gitdns, servers) -> None:
     key = TsigKey("127.0.0.1.127.0.0.1._transfer.mirage", TRANSFER_SECRET)
     keys = KEYS + f"{key.name}. DNSKEY 0 3 163 {TRANSFER_SECRET}\n"
     port = free_port()
-    primary = gitdns({"mirage": mirage(1)}, files={"mirage._keys": keys},
-                     args=["--notify-port", str(port)])
-    secondary = servers(Named(
-        [NamedZone("mirage", type="secondary",
-                   primaries=[Remote(primary.host, primary.port, key.name)])],
-        keys=[key], port=port,
-        # Only our NOTIFY may make it look again: no refresh timer gets in first.
-        options=["min-refresh-time 3600;", "max-refresh-time 3600;"],
-    ))
+    primary = gitdns(
+        {"mirage": mirage(1)}, files={"mirage._keys": keys}, args=["--notify-port", str(port)]
+    )
+    secondary = servers(
+        Named(
+            [
+                NamedZone(
+                    "mirage",
+                    type="secondary",
+                    primaries=[Remote(primary.host, primary.port, key.name)],
+                )
+            ],
+            keys=[key],
+            port=port,
+            # Only our NOTIFY may make it look again: no refresh timer gets in first.
+            options=["min-refresh-time 3600;", "max-refresh-time 3600;"],
+        )
+    )
     assert www(secondary) == "1.1.1.1"
     primary.commit({"mirage": mirage(2, www="2.2.2.2")})
     assert "NOERROR" in notify(primary)
     assert eventually(lambda: www(secondary) == "2.2.2.2", timeout=15), secondary.log_tail()
-    assert "NOTIFY mirage. serial 2 to 127.0.0.1 (key 127.0.0.1.127.0.0.1._transfer.mirage.)" \
+    assert (
+        "NOTIFY mirage. serial 2 to 127.0.0.1 (key 127.0.0.1.127.0.0.1._transfer.mirage.)"
         in primary.log()
+    )

@@ -38,7 +38,9 @@ def axfr_with(tool: str, server, key: str) -> str:
     """stdout and stderr of dig/kdig -y KEY mirage AXFR (kdig reports TSIG errors on stderr)."""
     result = subprocess.run(
         [tool, f"@{server.host}", "-p", str(server.port), "-y", key, "mirage", "AXFR"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     return result.stdout + result.stderr
 
@@ -78,8 +80,9 @@ def test_replayed_request_outside_fudge_is_badtime(gitdns) -> None:
         def time() -> float:
             return time.time() - 600
 
-    old = MonkeyPatcher((dns.renderer, "time", TenMinutesAgo),
-                        (dns.message, "time", TenMinutesAgo)).runWithPatches(query.to_wire)
+    old = MonkeyPatcher(
+        (dns.renderer, "time", TenMinutesAgo), (dns.message, "time", TenMinutesAgo)
+    ).runWithPatches(query.to_wire)
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
         sock.sendall(len(old).to_bytes(2, "big") + old)
         response, _ = dns.query.receive_tcp(sock, expiration=time.time() + 5, keyring=False)
@@ -90,28 +93,50 @@ def test_replayed_request_outside_fudge_is_badtime(gitdns) -> None:
 
 def test_bind_secondary_transfers_our_zone(gitdns, servers) -> None:
     primary = gitdns({"mirage": MIRAGE}, files={"mirage._keys": KEYS})
-    secondary = servers(Named(
-        [NamedZone("mirage", type="secondary",
-                   primaries=[Remote(primary.host, primary.port, TRANSFER.name)],
-                   options=["allow-transfer { any; };"])],
-        keys=[TRANSFER],
-    ))
-    ours = dns.zone.from_xfr(dns.query.xfr(
-        primary.host, "mirage", port=primary.port,
-        keyring={dns.name.from_text(TRANSFER.name):
-                 dns.tsig.Key(TRANSFER.name, SECRET, dns.tsig.HMAC_SHA256)},
-        keyname=TRANSFER.name))
+    secondary = servers(
+        Named(
+            [
+                NamedZone(
+                    "mirage",
+                    type="secondary",
+                    primaries=[Remote(primary.host, primary.port, TRANSFER.name)],
+                    options=["allow-transfer { any; };"],
+                )
+            ],
+            keys=[TRANSFER],
+        )
+    )
+    ours = dns.zone.from_xfr(
+        dns.query.xfr(
+            primary.host,
+            "mirage",
+            port=primary.port,
+            keyring={
+                dns.name.from_text(TRANSFER.name): dns.tsig.Key(
+                    TRANSFER.name, SECRET, dns.tsig.HMAC_SHA256
+                )
+            },
+            keyname=TRANSFER.name,
+        )
+    )
     theirs = dns.zone.from_xfr(dns.query.xfr(secondary.host, "mirage", port=secondary.port))
     assert ours.to_text(sorted=True) == theirs.to_text(sorted=True)
 
 
 def test_big_zone_axfr(gitdns) -> None:
-    records = "".join(f"h{i} 300 IN A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n"
-                      for i in range(100_000))
+    records = "".join(
+        f"h{i} 300 IN A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n" for i in range(100_000)
+    )
     server = gitdns({"mirage": MIRAGE + records}, files={"mirage._keys": KEYS})
     started = time.monotonic()
-    out = kdig("-y", f"hmac-sha256:{TRANSFER.name}:{SECRET}", "mirage", "AXFR",
-               port=server.port, timeout=120)
+    out = kdig(
+        "-y",
+        f"hmac-sha256:{TRANSFER.name}:{SECRET}",
+        "mirage",
+        "AXFR",
+        port=server.port,
+        timeout=120,
+    )
     elapsed = time.monotonic() - started
     summary = [line for line in out.splitlines() if line.startswith(";; Received")]
     assert summary, out[-2000:]
