@@ -94,6 +94,8 @@ class AcmeConfig:
     ns_port: int = 53
     retry_delay: float = 60.0
     propagation_timeout: float = 120.0
+    # --metrics HOST:PORT: Prometheus text on http://HOST:PORT/metrics.
+    metrics: tuple[str, int] | None = None
 
     @property
     def account_key_path(self) -> str:
@@ -355,6 +357,7 @@ class AcmeService(service.MultiService):
                 data_dir=os.path.join(config.data_dir, "zones"),
                 primary_port=config.primary[1],
                 primary=config.primary[0],
+                metrics=config.metrics,
             ),
             clock=self.primary_reactor,
         )
@@ -367,6 +370,8 @@ class AcmeService(service.MultiService):
         self._plans: dict[dns.name.Name, certify.Plan] = {}
         self._running: set[dns.name.Name] = set()
         self._backoff: dict[dns.name.Name, _Backoff] = {}
+        self.metrics = self.secondary.metrics
+        self.metrics.certificates_due = lambda: len(self._running | self._backoff.keys())
         self._issued: dict[dns.name.Name, _Issued] = {}
         self._published: dict[dns.name.Name, tuple[dns.rrset.RRset, float]] = {}
         self._told: set[tuple[dns.name.Name, str]] = set()
@@ -500,8 +505,10 @@ class AcmeService(service.MultiService):
 
     def _succeeded(self, _: object, order: certify.Order) -> None:
         self._backoff.pop(order.owner, None)
+        self.metrics.certificates_issued += 1
 
     def _failed(self, failure: Any, order: certify.Order) -> None:
+        self.metrics.certificate_failures += 1
         previous = self._backoff.get(order.owner)
         failures = previous.failures + 1 if previous and previous.csr == order.csr else 1
         delay = min(self.config.retry_delay * 2 ** (failures - 1), RETRY_LONGEST)
@@ -869,6 +876,7 @@ def make_acme(options: Mapping[str, Any]) -> AcmeService:
         ns_port=options["ns-port"],
         retry_delay=options["retry-delay"],
         propagation_timeout=options["propagation-timeout"],
+        metrics=options["metrics"],
     )
     acme = AcmeService(config)
     acme.prepare()

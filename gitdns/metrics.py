@@ -34,6 +34,10 @@ class Metrics:
     notifies_sent: int = 0
     notifies_acked: int = 0
     zone_load_errors: int = 0
+    certificates_issued: int = 0
+    certificate_failures: int = 0
+    # Names whose certificate is wanted now (being ordered or waiting to retry).
+    certificates_due: Callable[[], int] = lambda: 0
     # git operation -> [count, seconds, failures]
     git: dict[str, list[float]] = field(default_factory=dict)
     # Filled in by their owners: updates, zones.
@@ -88,6 +92,19 @@ class _Collector(Collector):
         )
         yield CounterMetricFamily(
             "gitdns_zone_load_errors", "Zone files that failed to load", value=m.zone_load_errors
+        )
+        yield CounterMetricFamily(
+            "gitdns_certificates_issued", "Certificates issued", value=m.certificates_issued
+        )
+        yield CounterMetricFamily(
+            "gitdns_certificate_failures",
+            "Failed certificate orders",
+            value=m.certificate_failures,
+        )
+        yield GaugeMetricFamily(
+            "gitdns_certificates_due",
+            "Names waiting for a (renewed) certificate",
+            value=m.certificates_due(),
         )
         operations = CounterMetricFamily(
             "gitdns_git_operations", "git operations", labels=["operation"]

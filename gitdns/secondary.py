@@ -34,6 +34,7 @@ from gitdns import refresh
 from gitdns.authority import GitAuthority
 from gitdns.client import DNSClientError, exchange_tcp, query_tcp
 from gitdns.keys import Key, KeyRole, Operation, may, tsig_keyring
+from gitdns.metrics import Metrics, metrics_service
 from gitdns.respond import NotifyReceived, Reply, Served, respond
 from gitdns.server import DNSStreamFactory, ListenerService, RequestDispatcher, ResponseCache
 from gitdns.zonefile import ZoneFileError
@@ -60,6 +61,8 @@ class SecondaryConfig:
     primary_port: int = 53
     # The primary of keys whose name carries no address (gitdns-acme --primary).
     primary: str | None = None
+    # --metrics HOST:PORT: Prometheus text on http://HOST:PORT/metrics.
+    metrics: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -256,8 +259,11 @@ class Secondary(service.MultiService):
         self.store = Store(config.data_dir)
         self.authority = GitAuthority(self._served({}))
         self.cache = ResponseCache()
+        self.metrics = Metrics(zones=lambda: self.authority.served.zones)
+        if config.metrics is not None:
+            metrics_service(self.metrics, *config.metrics).setServiceParent(self)
         self.authority.on_change(self._zones_changed)
-        dispatcher = RequestDispatcher(self.handle, self.cache)
+        dispatcher = RequestDispatcher(self.handle, self.cache, self.metrics)
         streams = DNSStreamFactory(dispatcher)
         for host, port in config.listen:
             ListenerService(host, port, dispatcher, streams).setServiceParent(self)
@@ -573,6 +579,7 @@ class Secondary(service.MultiService):
             if incoming.ixfr and not incoming.incremental:
                 kind = "IXFR (AXFR-style)"
             old_serial = carried.zone.serial if carried.zone is not None else None
+            self.metrics.transfers_in[kind.split()[0]] += 1
             log.info(
                 "{kind} of {zone} from {peer} (key {key}): serial {old} -> {new}, "
                 "{messages} messages, {size} bytes, {records} records, {elapsed:.3f} s",
@@ -741,6 +748,7 @@ def make_secondary(options: Mapping[str, Any]) -> Secondary:
         or SecondaryConfig.__dataclass_fields__["listen"].default_factory(),
         data_dir=options["data-dir"],
         primary_port=options["primary-port"],
+        metrics=options["metrics"],
     )
     secondary = Secondary(config)
     secondary.prepare()

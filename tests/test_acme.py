@@ -39,7 +39,17 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.conftest import Servers
-from tests.peers import ROOT, TWISTD, Gitdns, Server, ServerError, TsigKey, git, which
+from tests.peers import (
+    ROOT,
+    TWISTD,
+    Gitdns,
+    Server,
+    ServerError,
+    TsigKey,
+    free_port,
+    git,
+    which,
+)
 from tests.test_secondary import GitdnsSecondary
 from tests.test_update import make_remote
 
@@ -321,9 +331,16 @@ class Setup:
         self.secondary = servers(
             GitdnsSecondary([SECONDARY_KEY], "mirage.", port, host=SECONDARY, port=port)
         )
+        self.metrics_port = free_port()
+        acme_args = [*acme_args, "--metrics", f"127.0.0.1:{self.metrics_port}"]
         self.acme = servers(
             GitdnsAcme((PRIMARY, port), self.pebble, acme_args, host=ACME, port=port)
         )
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as scraped:
+            return scraped.read().decode()
 
     def certify(
         self, *names: str, stem: str, timeout: float = 60, check: bool = True
@@ -432,6 +449,7 @@ def test_certify_a_name_and_a_wildcard(setup) -> None:
     verify(wildcard, root, "mirage")
     assert s.records(s.primary, "_acme-challenge.mirage", "TXT") == []
     assert len(s.tlsa(s.primary, "*.mirage")) == 1 + len(wildcard)
+    assert "gitdns_certificates_issued_total 2.0" in s.metrics()
 
     # The whole history is in git: CSR (by the client), challenge, certificate, cleanup
     # (by gitdns-acme), for each certificate.

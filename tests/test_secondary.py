@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -231,7 +232,16 @@ def test_secondary_of_gitdns_primary_follows_notify(servers) -> None:
             port=primary_port,
         )
     )
-    ours = servers(GitdnsSecondary([TRANSFER], "mirage.", primary.port, port=our_port))
+    metrics_port = free_port()
+    ours = servers(
+        GitdnsSecondary(
+            [TRANSFER],
+            "mirage.",
+            primary.port,
+            port=our_port,
+            args=["--metrics", f"127.0.0.1:{metrics_port}"],
+        )
+    )
     assert axfr_text(ours, "mirage.", TRANSFER) == axfr_text(primary, "mirage.", TRANSFER)
     assert answer(ours, "x.wild.mirage.", "TXT") == (dns.rcode.NOERROR, ['"wildcard"'])
 
@@ -245,6 +255,12 @@ def test_secondary_of_gitdns_primary_follows_notify(servers) -> None:
         "serial 1 -> 2" in log
     ), log
     assert axfr_text(ours, "mirage.", TRANSFER) == axfr_text(primary, "mirage.", TRANSFER)
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as scraped:
+        metrics = scraped.read().decode()
+    assert 'gitdns_transfers_in_total{kind="AXFR"} 1.0' in metrics, metrics
+    assert 'gitdns_transfers_in_total{kind="IXFR"} 1.0' in metrics, metrics
+    assert 'gitdns_zone_serial{zone="mirage."} 2.0' in metrics, metrics
 
     # Transfers from the secondary need a transfer key; UPDATE is the primary's business.
     assert "Transfer failed" in dig("mirage", "AXFR", port=ours.port)

@@ -153,6 +153,16 @@ class SecondaryOptions(usage.Options):
         super().__init__()
         self["listen"] = []
         self["key"] = []
+        self["metrics"] = None
+
+    def opt_metrics(self, value: str) -> None:
+        """Serve Prometheus metrics on http://HOST:PORT/metrics (HOST:PORT)."""
+        from gitdns.server import parse_listen
+
+        try:
+            self["metrics"] = parse_listen(value)
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
 
     def opt_key(self, value: str) -> None:
         """TSIG key NAME:ALG:BASE64, e.g. PRIMARY.SECONDARY._transfer.ZONE:SHA256:...
@@ -251,6 +261,16 @@ class AcmeOptions(usage.Options):
         super().__init__()
         self["listen"] = []
         self["key"] = []
+        self["metrics"] = None
+
+    def opt_metrics(self, value: str) -> None:
+        """Serve Prometheus metrics on http://HOST:PORT/metrics (HOST:PORT)."""
+        from gitdns.server import parse_listen
+
+        try:
+            self["metrics"] = parse_listen(value)
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
 
     def opt_key(self, value: str) -> None:
         """TSIG key NAME:ALG:BASE64 with update access (e.g. acme._update.ZONE, or
