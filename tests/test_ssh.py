@@ -191,3 +191,24 @@ def test_encrypted_client_key(sshd, gitdns, work, tmp_path) -> None:
     server = gitdns({"mirage": mirage()}, remote=sshd.url(bare(work)), args=args)
     assert dig("+short", "www.mirage", port=server.port).strip() == "1.1.1.1"
     assert "correct horse" not in server.log()
+
+
+def test_push_then_notify_over_ssh(sshd, gitdns, work) -> None:
+    """The seed's flow: the primary follows its repository over ssh on a signed NOTIFY."""
+    secret = "kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="
+    commit(work, {"mirage._keys": f"personal._update.mirage. DNSKEY 0 3 163 {secret}\n"})
+    git(work, "push", "-q", "origin", "main")
+    args = ["--ssh-key", str(sshd.client_key), "--host-key", sshd.fingerprint]
+    server = gitdns({"mirage": mirage()}, remote=sshd.url(bare(work)), args=args)
+    commit(work, {"mirage": mirage(2, "2.2.2.2")})
+    git(work, "push", "-q", "origin", "main")
+    notified = subprocess.run(
+        [str(Path(TWISTD).parent / "gitdns"), "notify", "127.0.0.1", "mirage",
+         "--port", str(server.port), "--key", f"personal._update.mirage:SHA256:{secret}"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert "NOERROR" in notified.stdout, notified
+    deadline = time.monotonic() + 30
+    while dig("+short", "www.mirage", port=server.port).strip() != "2.2.2.2":
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.2)
