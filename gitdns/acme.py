@@ -45,7 +45,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from gitdns import certify
-from gitdns.client import DNSClientError, query_tcp, query_tcp_then_udp
+from gitdns.client import DNSClientError, bound_to_listen_address, query_tcp, query_tcp_then_udp
 from gitdns.keys import Key, Operation
 from gitdns.respond import Reply, Served, header_error
 from gitdns.secondary import Secondary, SecondaryConfig
@@ -287,25 +287,6 @@ class AcmeAccount:
 # ---------------------------------------------------------------------------- the service
 
 
-class _BoundReactor:
-    """The reactor, but TCP connections leave from source: a gitdns primary NOTIFYs the
-    address our signed SOA query came from, which must be the one we listen on."""
-
-    def __init__(self, reactor: Any, source: str) -> None:
-        self._reactor = reactor
-        self._source = source
-
-    def connectTCP(
-        self, host: str, port: int, factory: Any, timeout: float = 30, bindAddress: Any = None
-    ) -> Any:
-        return self._reactor.connectTCP(
-            host, port, factory, timeout=timeout, bindAddress=bindAddress or (self._source, 0)
-        )
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._reactor, name)
-
-
 class _HiddenSecondary(Secondary):
     """A secondary that serves nobody: it only takes NOTIFYs (others get REFUSED)."""
 
@@ -342,14 +323,9 @@ class AcmeService(service.MultiService):
         self.config = config
         self.reactor = reactor
         # Talk to the primary from the address we listen on, when that is one address.
-        source = config.listen[0][0] if config.listen else None
-        self.primary_reactor: Any = reactor
-        if (
-            source
-            and not ipaddress.ip_address(source).is_unspecified
-            and ipaddress.ip_address(source).version == _version(config.primary[0])
-        ):
-            self.primary_reactor = _BoundReactor(reactor, source)
+        self.primary_reactor: Any = bound_to_listen_address(
+            reactor, config.listen, config.primary[0]
+        )
         self.secondary = _HiddenSecondary(
             SecondaryConfig(
                 keys=config.keys,

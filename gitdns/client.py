@@ -7,7 +7,8 @@ moves bytes: the messages are built and read by dnspython.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -175,3 +176,37 @@ def _explain(failure: Failure, host: str, port: int, transport: str) -> Failure:
     else:
         reason = str(failure.value) or failure.type.__name__
     return Failure(DNSClientError(f"{transport} {host} port {port}: {reason}"))
+
+
+class SourceBoundReactor:
+    """The reactor, but TCP connections leave from source: a gitdns primary NOTIFYs the
+    address a signed SOA query came from, which must be the one we listen on."""
+
+    def __init__(self, reactor: Any, source: str) -> None:
+        self._reactor = reactor
+        self._source = source
+
+    def connectTCP(
+        self, host: str, port: int, factory: Any, timeout: float = 30, bindAddress: Any = None
+    ) -> Any:
+        return self._reactor.connectTCP(
+            host, port, factory, timeout=timeout, bindAddress=bindAddress or (self._source, 0)
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+
+def bound_to_listen_address(reactor: Any, listen: Sequence[tuple[str, int]], peer: str) -> Any:
+    """reactor, bound to the listen address when there is exactly one specific address of
+    peer's family (with 0.0.0.0 or several, the system picks the source)."""
+    if len(listen) != 1:
+        return reactor
+    try:
+        source = ipaddress.ip_address(listen[0][0])
+        family = ipaddress.ip_address(peer).version
+    except ValueError:
+        return reactor
+    if source.is_unspecified or source.version != family:
+        return reactor
+    return SourceBoundReactor(reactor, str(source))

@@ -32,7 +32,7 @@ from twisted.python.failure import Failure
 
 from gitdns import refresh
 from gitdns.authority import GitAuthority
-from gitdns.client import DNSClientError, exchange_tcp, query_tcp
+from gitdns.client import DNSClientError, bound_to_listen_address, exchange_tcp, query_tcp
 from gitdns.keys import Key, KeyRole, Operation, may, tsig_keyring
 from gitdns.metrics import Metrics, metrics_service
 from gitdns.respond import NotifyReceived, Reply, Served, respond
@@ -268,7 +268,11 @@ class Secondary(service.MultiService):
         for host, port in config.listen:
             ListenerService(host, port, dispatcher, streams).setServiceParent(self)
         if clock is None:
-            from twisted.internet import reactor as clock
+            from twisted.internet import reactor
+
+            # Primaries (IPv4, named by the keys) register the address our signed SOA
+            # queries come from for their NOTIFYs: make it the one we listen on.
+            clock = bound_to_listen_address(reactor, config.listen, "0.0.0.0")
         self.clock = clock
         self.carried: dict[dns.name.Name, _Carried] = {}
         self._stored: dict[dns.name.Name, Stored] = {}
