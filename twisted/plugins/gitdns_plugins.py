@@ -15,7 +15,42 @@ if TYPE_CHECKING:
     from gitdns.secondary import Secondary
 
 
-class PrimaryOptions(usage.Options):
+class _ServiceOptions(usage.Options):
+    """What the three services share: listen addresses, metrics, TSIG keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["key"] = []
+        self["metrics"] = None
+
+    def _address(self, value: str) -> tuple[str, int]:
+        from gitdns.server import parse_listen
+
+        try:
+            return parse_listen(value)
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+
+    def _add_key(self, value: str) -> None:
+        from gitdns.keys import parse_key_argument
+
+        try:
+            self["key"].append(parse_key_argument(value))
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+
+    def opt_listen(self, value: str) -> None:
+        """Address to serve DNS on, HOST:PORT or [V6]:PORT; repeat for several
+        (default 0.0.0.0:53 and [::]:53)."""
+        self["listen"].append(self._address(value))
+
+    def opt_metrics(self, value: str) -> None:
+        """Serve Prometheus metrics on http://HOST:PORT/metrics (HOST:PORT)."""
+        self["metrics"] = self._address(value)
+
+
+class PrimaryOptions(_ServiceOptions):
     synopsis = (
         "--remote URL [--branch NAME] [--listen HOST:PORT ...] [--data-dir DIR] "
         "[--ssh-key FILE] [--host-key SHA256:... ... | --known-hosts FILE]"
@@ -72,28 +107,7 @@ class PrimaryOptions(usage.Options):
 
     def __init__(self) -> None:
         super().__init__()
-        self["listen"] = []
         self["host-key"] = []
-        self["metrics"] = None
-
-    def opt_metrics(self, value: str) -> None:
-        """Serve Prometheus metrics on http://HOST:PORT/metrics (HOST:PORT)."""
-        from gitdns.server import parse_listen
-
-        try:
-            self["metrics"] = parse_listen(value)
-        except ValueError as error:
-            raise usage.UsageError(str(error)) from None
-
-    def opt_listen(self, value: str) -> None:
-        """Address to serve DNS on, HOST:PORT or [V6]:PORT; repeat for several
-        (default 0.0.0.0:53 and [::]:53)."""
-        from gitdns.server import parse_listen
-
-        try:
-            self["listen"].append(parse_listen(value))
-        except ValueError as error:
-            raise usage.UsageError(str(error)) from None
 
     def opt_host_key(self, value: str) -> None:
         """Pinned SHA256 fingerprint of the ssh remote's host key, as
@@ -139,7 +153,7 @@ class PrimaryMaker:
 gitdns_primary = PrimaryMaker()
 
 
-class SecondaryOptions(usage.Options):
+class SecondaryOptions(_ServiceOptions):
     synopsis = (
         "--key NAME:ALG:SECRET [--key ...] [--listen HOST:PORT ...] [--data-dir DIR] "
         "[--primary-port N]"
@@ -149,40 +163,10 @@ class SecondaryOptions(usage.Options):
         ["primary-port", None, 53, "Port of the primaries (default 53).", int],
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self["listen"] = []
-        self["key"] = []
-        self["metrics"] = None
-
-    def opt_metrics(self, value: str) -> None:
-        """Serve Prometheus metrics on http://HOST:PORT/metrics (HOST:PORT)."""
-        from gitdns.server import parse_listen
-
-        try:
-            self["metrics"] = parse_listen(value)
-        except ValueError as error:
-            raise usage.UsageError(str(error)) from None
-
     def opt_key(self, value: str) -> None:
         """TSIG key NAME:ALG:BASE64, e.g. PRIMARY.SECONDARY._transfer.ZONE:SHA256:...
         (a zone and its primary's IPv4; at the root: all its zones); repeat for several."""
-        from gitdns.keys import parse_key_argument
-
-        try:
-            self["key"].append(parse_key_argument(value))
-        except ValueError as error:
-            raise usage.UsageError(str(error)) from None
-
-    def opt_listen(self, value: str) -> None:
-        """Address to serve DNS on, HOST:PORT or [V6]:PORT; repeat for several
-        (default 0.0.0.0:53 and [::]:53)."""
-        from gitdns.server import parse_listen
-
-        try:
-            self["listen"].append(parse_listen(value))
-        except ValueError as error:
-            raise usage.UsageError(str(error)) from None
+        self._add_key(value)
 
     def postOptions(self) -> None:
         if not self["key"]:
@@ -204,7 +188,7 @@ class SecondaryMaker:
 gitdns_secondary = SecondaryMaker()
 
 
-class AcmeOptions(usage.Options):
+class AcmeOptions(_ServiceOptions):
     synopsis = (
         "--key NAME:ALG:SECRET --primary HOST[:PORT] [--directory URL] [--account-key FILE] "
         "[--email ADDR] [--ca-file FILE] [--renew-days N] [--data-dir DIR] [--listen HOST:PORT]"
@@ -257,40 +241,15 @@ class AcmeOptions(usage.Options):
         ],
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self["listen"] = []
-        self["key"] = []
-        self["metrics"] = None
-
-    def opt_metrics(self, value: str) -> None:
-        """Serve Prometheus metrics on http://HOST:PORT/metrics (HOST:PORT)."""
-        from gitdns.server import parse_listen
-
-        try:
-            self["metrics"] = parse_listen(value)
-        except ValueError as error:
-            raise usage.UsageError(str(error)) from None
-
     def opt_key(self, value: str) -> None:
         """TSIG key NAME:ALG:BASE64 with update access (e.g. acme._update.ZONE, or
         acme._update. for every zone); repeat for several."""
-        from gitdns.keys import parse_key_argument
-
-        try:
-            self["key"].append(parse_key_argument(value))
-        except ValueError as error:
-            raise usage.UsageError(str(error)) from None
+        self._add_key(value)
 
     def opt_listen(self, value: str) -> None:
         """Address the primary's NOTIFYs reach us on, HOST:PORT or [V6]:PORT; repeat for
         several (default 0.0.0.0:53 and [::]:53)."""
-        from gitdns.server import parse_listen
-
-        try:
-            self["listen"].append(parse_listen(value))
-        except ValueError as error:
-            raise usage.UsageError(str(error)) from None
+        self["listen"].append(self._address(value))
 
     def postOptions(self) -> None:
         from gitdns.acme import parse_host_port
