@@ -25,6 +25,8 @@ import dns.tokenizer
 import dns.tsig
 import dns.ttl
 
+from gitdns.zonefile import paren_depth
+
 # --------------------------------------------------------------------------
 # Operations and the key-name grammar
 
@@ -664,27 +666,12 @@ def _is_class(text: str) -> bool:
 def _record_end(lines: list[str], start: int) -> int | None:
     """Index just past the lines making up the record starting at `start`.
 
-    Parentheses let a record span lines; those inside quotes, comments or after
-    a backslash do not count.  None when the file ends inside parentheses.
+    None when the file ends inside parentheses.
     """
     depth = 0
     for index in range(start, len(lines)):
-        quoted = escaped = False
-        for char in lines[index]:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                quoted = not quoted
-            elif quoted:
-                continue
-            elif char == ";":
-                break
-            elif char == "(":
-                depth += 1
-            elif char == ")":
-                depth -= 1  # a stray ")" is left for the tokenizer to report
+        # A stray ")" is left for the tokenizer to report.
+        depth = paren_depth(lines[index], depth)
         if depth <= 0:
             return index + 1
     return None

@@ -22,7 +22,7 @@ import dns.rdata
 import dns.rdatatype
 import dns.ttl
 
-from gitdns.zonefile import ZoneFileError, read_rrsets
+from gitdns.zonefile import ZoneFileError, paren_depth, read_rrsets
 
 Record = tuple[dns.name.Name, int, dns.rdata.Rdata]
 
@@ -53,34 +53,12 @@ def _entries(lines: list[str]) -> Iterator[_Entry]:
             index += 1
             continue
         first = index
-        depth = _paren_change(line, 0)
+        depth = paren_depth(line, 0)
         while depth > 0 and index + 1 < count:
             index += 1
-            depth = _paren_change(lines[index], depth)
+            depth = paren_depth(lines[index], depth)
         yield _Entry(first, index, "".join(lines[first : index + 1]))
         index += 1
-
-
-def _paren_change(line: str, depth: int) -> int:
-    if "(" not in line and ")" not in line:
-        return depth
-    quoted = escaped = False
-    for char in line:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif quoted:
-            continue
-        elif char == ";":
-            break
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-    return depth
 
 
 def _tokens(text: str) -> list[str]:

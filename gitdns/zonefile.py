@@ -1083,3 +1083,27 @@ def _class_of(text: str) -> int | None:
         except (dns.exception.DNSException, ValueError):
             return None
     return rdclass
+
+
+def paren_depth(line: str, depth: int) -> int:
+    """depth after line: parentheses let a record span lines (RFC 1035 5.1); those in
+    quotes, in a comment or after a backslash do not count."""
+    if "(" not in line and ")" not in line:
+        return depth
+    quoted = escaped = False
+    for char in line:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char == ";":
+            break
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+    return depth
