@@ -10,11 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import time
 
 import dns.exception
@@ -23,15 +19,9 @@ import dns.query
 import dns.rcode
 import dns.tsig
 import dns.update
+from running import git, primary, workdir
 
 SECRET = "kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def kdig(port: int, *args: str) -> tuple[float, str]:
@@ -62,12 +52,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=200_000)
     count = parser.parse_args().records
-    work = tempfile.mkdtemp(prefix="gitdns-ixfr-")
-    server = None
-    try:
+    with workdir("gitdns-ixfr-") as work:
         remote, repo = os.path.join(work, "remote.git"), os.path.join(work, "repo")
-        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", remote], check=True)
-        subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True)
+        git("init", "-q", "--bare", "-b", "main", remote)
+        git("init", "-q", "-b", "main", repo)
         with open(os.path.join(repo, "big"), "w") as file:
             file.write("$ORIGIN big.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n")
             file.write("@ NS ns1\nns1 A 192.0.2.1\n")
@@ -76,59 +64,20 @@ def main() -> None:
         with open(os.path.join(repo, "big._keys"), "w") as file:
             file.write(f"ops._update.big. DNSKEY 0 3 163 {SECRET}\n")
             file.write(f"ops._transfer.big. DNSKEY 0 3 163 {SECRET}\n")
-        env = dict(
-            os.environ,
-            GIT_AUTHOR_NAME="b",
-            GIT_AUTHOR_EMAIL="b@b",
-            GIT_COMMITTER_NAME="b",
-            GIT_COMMITTER_EMAIL="b@b",
-        )
-        for args in (["add", "-A"], ["commit", "-q", "-m", "big"], ["push", "-q", remote, "main"]):
-            subprocess.run(["git", "-C", repo, *args], check=True, env=env)
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                os.path.join(ROOT, ".venv", "bin", "twistd"),
-                "-n",
-                "--pidfile=",
-                "gitdns-primary",
-                "--remote",
-                remote,
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--data-dir",
-                os.path.join(work, "data"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        query = dns.message.make_query("big.", "SOA")
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            try:
-                if dns.query.udp(query, "127.0.0.1", port=port, timeout=1).answer:
-                    break
-            except (OSError, dns.exception.Timeout):
-                time.sleep(0.5)
-        key = dns.tsig.Key("ops._update.big.", SECRET)
-        update = dns.update.UpdateMessage("big.", keyring={key.name: key}, keyname=key.name)
-        update.replace("h7", 300, "A", "192.0.2.77")
-        response = dns.query.tcp(update, "127.0.0.1", port=port, timeout=60)
-        assert response.rcode() == dns.rcode.NOERROR, response
-        ixfr_time, ixfr = kdig(port, "big", "IXFR=1")
-        axfr_time, axfr = kdig(port, "big", "AXFR")
+        git("-C", repo, "add", "-A")
+        git("-C", repo, "commit", "-q", "-m", "big")
+        git("-C", repo, "push", "-q", remote, "main")
+        with primary(remote, os.path.join(work, "data"), "big.") as (_, port):
+            key = dns.tsig.Key("ops._update.big.", SECRET)
+            update = dns.update.UpdateMessage("big.", keyring={key.name: key}, keyname=key.name)
+            update.replace("h7", 300, "A", "192.0.2.77")
+            response = dns.query.tcp(update, "127.0.0.1", port=port, timeout=60)
+            assert response.rcode() == dns.rcode.NOERROR, response
+            ixfr_time, ixfr = kdig(port, "big", "IXFR=1")
+            axfr_time, axfr = kdig(port, "big", "AXFR")
         print(f"{count:,}-record zone, one record changed:")
         print(f"  IXFR from serial 1: {ixfr_time * 1000:.0f} ms, {ixfr}")
         print(f"  AXFR:               {axfr_time * 1000:.0f} ms, {axfr}")
-    finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

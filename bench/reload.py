@@ -7,12 +7,8 @@ Starts its own gitdns-primary on 127.0.0.1 and stops it; prints the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import time
 
 import dns.exception
@@ -21,10 +17,10 @@ import dns.opcode
 import dns.query
 import dns.rcode
 import dns.tsig
+from running import git, primary, workdir
 
 SECRET = "kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="
 KEY = dns.tsig.Key("bench._update.", SECRET)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def zone(index: int, serial: int, address: str) -> str:
@@ -32,23 +28,6 @@ def zone(index: int, serial: int, address: str) -> str:
         f"$ORIGIN z{index}.example.\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n"
         f"@ NS ns1\nns1 A 192.0.2.1\nwww A {address}\nmail MX 10 www\n"
     )
-
-
-def git(repo: str, *args: str) -> None:
-    env = dict(
-        os.environ,
-        GIT_AUTHOR_NAME="bench",
-        GIT_AUTHOR_EMAIL="bench@localhost",
-        GIT_COMMITTER_NAME="bench",
-        GIT_COMMITTER_EMAIL="bench@localhost",
-    )
-    subprocess.run(["git", "-C", repo, *args], check=True, capture_output=True, env=env)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def answer(port: int, qname: str) -> str | None:
@@ -77,41 +56,20 @@ def main() -> None:
     parser.add_argument("--zones", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     arguments = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="gitdns-reload-")
-    server = None
-    try:
+    with contextlib.ExitStack() as stack:
+        work = stack.enter_context(workdir("gitdns-reload-"))
         repo = os.path.join(work, "repo")
-        os.mkdir(repo)
-        git(repo, "init", "-q", "-b", "main")
+        git("init", "-q", "-b", "main", repo)
         for index in range(arguments.zones):
             with open(os.path.join(repo, f"z{index}.example"), "w") as file:
                 file.write(zone(index, 1, "192.0.2.80"))
         with open(os.path.join(repo, "_keys"), "w") as file:
             file.write(f"bench._update. DNSKEY 0 3 163 {SECRET}\n")
-        git(repo, "add", "-A")
-        # No background auto-gc: it would race with the primary's clone.
-        git(repo, "-c", "gc.auto=0", "commit", "-q", "-m", "zones")
-        port = free_port()
-        last = f"www.z{arguments.zones - 1}.example."
+        git("-C", repo, "add", "-A")
+        git("-C", repo, "commit", "-q", "-m", "zones")
+        last = f"z{arguments.zones - 1}.example."
         started = time.monotonic()
-        server = subprocess.Popen(
-            [
-                os.path.join(ROOT, ".venv", "bin", "twistd"),
-                "-n",
-                "--pidfile=",
-                "gitdns-primary",
-                "--remote",
-                repo,
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--data-dir",
-                os.path.join(work, "data"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_for(port, last, "192.0.2.80", 600)
+        _, port = stack.enter_context(primary(repo, os.path.join(work, "data"), last))
         cold = time.monotonic() - started
         print(f"{arguments.zones} zones: start-up (clone + load) {cold:.2f} s")
         times = []
@@ -120,7 +78,7 @@ def main() -> None:
             address = f"198.51.100.{round_ + 1}"
             with open(os.path.join(repo, f"z{index}.example"), "w") as file:
                 file.write(zone(index, 2 + round_, address))
-            git(repo, "-c", "gc.auto=0", "commit", "-q", "-am", f"change z{index}")
+            git("-C", repo, "commit", "-q", "-am", f"change z{index}")
             notify = dns.message.make_query(f"z{index}.example.", "SOA")
             notify.set_opcode(dns.opcode.NOTIFY)
             notify.use_tsig({KEY.name: KEY}, KEY.name)
@@ -134,14 +92,6 @@ def main() -> None:
             f"median {times[len(times) // 2] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms "
             f"(target < 200 ms)"
         )
-    finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

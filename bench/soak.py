@@ -10,13 +10,10 @@ the local clone and the remote agree afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -27,16 +24,10 @@ import dns.query
 import dns.rcode
 import dns.tsig
 import dns.update
+from running import git, primary, workdir
 
 SECRET = "kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="
 KEY = dns.tsig.Key("soak._update.soak.", SECRET)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_kb(pid: int) -> int:
@@ -47,26 +38,12 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def git(*args: str) -> str:
-    env = dict(
-        os.environ,
-        GIT_AUTHOR_NAME="s",
-        GIT_AUTHOR_EMAIL="s@s",
-        GIT_COMMITTER_NAME="s",
-        GIT_COMMITTER_EMAIL="s@s",
-    )
-    return subprocess.run(
-        ["git", *args], check=True, capture_output=True, text=True, env=env
-    ).stdout
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=3.0)
     seconds = parser.parse_args().minutes * 60
-    work = tempfile.mkdtemp(prefix="gitdns-soak-")
-    server = None
-    try:
+    with contextlib.ExitStack() as stack:
+        work = stack.enter_context(workdir("gitdns-soak-"))
         remote, repo = os.path.join(work, "remote.git"), os.path.join(work, "repo")
         git("init", "-q", "--bare", "-b", "main", remote)
         git("init", "-q", "-b", "main", repo)
@@ -80,32 +57,7 @@ def main() -> None:
         git("-C", repo, "add", "-A")
         git("-C", repo, "commit", "-q", "-m", "soak")
         git("-C", repo, "push", "-q", remote, "main")
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                os.path.join(ROOT, ".venv", "bin", "twistd"),
-                "-n",
-                "--pidfile=",
-                "gitdns-primary",
-                "--remote",
-                remote,
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--data-dir",
-                os.path.join(work, "data"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                query = dns.message.make_query("soak.", "SOA")
-                if dns.query.udp(query, "127.0.0.1", port=port, timeout=1).answer:
-                    break
-            except (OSError, dns.exception.Timeout):
-                time.sleep(0.3)
+        server, port = stack.enter_context(primary(remote, os.path.join(work, "data"), "soak."))
         queries = os.path.join(work, "queries")
         with open(queries, "w") as file:
             for i in range(1000):
@@ -194,14 +146,6 @@ def main() -> None:
             f"acknowledged updates not served: {len(missing)}, not in the remote: "
             f"{len(unpushed)} (of {len(added)})"
         )
-    finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

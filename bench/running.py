@@ -1,0 +1,97 @@
+"""What the benchmark scripts share: a gitdns-primary of their own on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+
+import dns.exception
+import dns.message
+import dns.query
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@localhost",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@localhost",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def git(*args: str) -> str:
+    """git with a fixed identity and no background auto-gc (it would race a clone)."""
+    return subprocess.run(
+        ["git", "-c", "gc.auto=0", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **GIT_IDENTITY),
+    ).stdout
+
+
+@contextlib.contextmanager
+def workdir(prefix: str) -> Iterator[str]:
+    work = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def primary(remote: str, data_dir: str, zone: str, timeout: float = 600) -> Iterator[tuple]:
+    """A gitdns-primary serving remote on 127.0.0.1: yields (process, port) once zone's SOA
+    answers; stopped (SIGTERM, then SIGKILL) on the way out."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            os.path.join(ROOT, ".venv", "bin", "twistd"),
+            "-n",
+            "--pidfile=",
+            "gitdns-primary",
+            "--remote",
+            remote,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            data_dir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        query = dns.message.make_query(zone, "SOA")
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"gitdns-primary exited with {server.returncode}")
+            try:
+                if dns.query.udp(query, "127.0.0.1", port=port, timeout=1).answer:
+                    break
+            except (OSError, dns.exception.Timeout):
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"gitdns-primary did not serve {zone} within {timeout} s")
+            time.sleep(0.2)
+        yield server, port
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
