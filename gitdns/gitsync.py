@@ -21,7 +21,7 @@ from typing import TypeVar
 import dns.name
 import dns.rcode
 from twisted.internet import defer, task
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -36,6 +36,10 @@ from gitdns.zones import LoadedZone, LoadResult, ZoneSet, load_zoneset
 log = Logger()
 
 T = TypeVar("T")
+
+# A push waits for this many seconds without a commit, or this long at the most.
+PUSH_QUIET = 0.3
+PUSH_LATEST = 3.0
 
 # Seconds between push attempts while the remote is unreachable, growing to the last.
 PUSH_RETRY = (1, 2, 5, 10, 30, 60, 120, 300)
@@ -88,7 +92,10 @@ class GitSync:
         self._committing = False
         self._pushing: defer.Deferred[None] | None = None
         self._push_again = False
-        self._push_wanted = False
+        # A push in the worker thread holds back the commits (and the answers) behind
+        # it: under a stream of UPDATEs, push after a quiet moment, or after a while.
+        self._push_timer: IDelayedCall | None = None
+        self._unpushed_since: float | None = None
         # The zones as last loaded in the worker thread (only that thread touches it).
         self._loaded = ZoneSet()
         # What is being served, by origin: where UPDATEs look up their zone's file.
@@ -180,13 +187,7 @@ class GitSync:
 
         def next_batch(_: object) -> None:
             self._committing = False
-            if self._queue:
-                self._commit_queued()
-            elif self._push_wanted:
-                # Pushed once the queue is drained: a push in the worker thread would
-                # hold back the commits (and the answers) waiting behind it.
-                self._push_wanted = False
-                self.push()
+            self._commit_queued()
 
         d.addBoth(next_batch)
 
@@ -212,13 +213,32 @@ class GitSync:
             )
             waiting.answer.callback(waiting.request.reply(Answer(rcode=rcode)))
         if loaded is not None:
-            self._push_wanted = True
+            self._push_soon()
 
     def _not_committed(self, failure: Failure, batch: list[_Waiting]) -> None:
         log.failure("UPDATE batch of {count} not committed", failure, count=len(batch))
         for waiting in batch:
             self.counters.rejected += 1
             waiting.answer.callback(waiting.request.reply(Answer(rcode=dns.rcode.SERVFAIL)))
+
+    def _push_soon(self) -> None:
+        now = self.clock.seconds()
+        if self._unpushed_since is None:
+            self._unpushed_since = now
+        if self._push_timer is not None and self._push_timer.active():
+            self._push_timer.cancel()
+        delay = min(PUSH_QUIET, max(0.0, self._unpushed_since + PUSH_LATEST - now))
+        self._push_timer = self.clock.callLater(delay, self._push_now)
+
+    def _push_now(self) -> None:
+        self._push_timer = None
+        self._unpushed_since = None
+        self.push()
+
+    def stop(self) -> None:
+        """No push scheduled any more (what is not pushed is pushed at the next start)."""
+        if self._push_timer is not None and self._push_timer.active():
+            self._push_timer.cancel()
 
     def push(self) -> defer.Deferred[None]:
         """Push until the remote has our commits; a push asked for meanwhile runs after."""

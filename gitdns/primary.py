@@ -207,6 +207,7 @@ class Primary(service.MultiService):
 
     def stopService(self) -> defer.Deferred[None]:
         self.notifier.stop()
+        self.git.stop()
         d = defer.maybeDeferred(super().stopService)
         d.addBoth(lambda result: self.repo.stop() or result)
         return d
