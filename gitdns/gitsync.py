@@ -37,7 +37,8 @@ log = Logger()
 
 T = TypeVar("T")
 
-# A push waits for this many seconds without a commit, or this long at the most.
+# After a push, the next waits for this many seconds without a commit, or this long at
+# the most; a commit after a quiet moment is pushed at once.
 PUSH_QUIET = 0.3
 PUSH_LATEST = 3.0
 
@@ -96,6 +97,7 @@ class GitSync:
         # it: under a stream of UPDATEs, push after a quiet moment, or after a while.
         self._push_timer: IDelayedCall | None = None
         self._unpushed_since: float | None = None
+        self._last_push = float("-inf")
         # The zones as last loaded in the worker thread (only that thread touches it).
         self._loaded = ZoneSet()
         # What is being served, by origin: where UPDATEs look up their zone's file.
@@ -223,6 +225,10 @@ class GitSync:
 
     def _push_soon(self) -> None:
         now = self.clock.seconds()
+        if self._pushing is None and now - self._last_push >= PUSH_QUIET:
+            # Nothing pushed lately: push at once (a lone UPDATE is on the remote at once).
+            self._push_now()
+            return
         if self._unpushed_since is None:
             self._unpushed_since = now
         if self._push_timer is not None and self._push_timer.active():
@@ -231,8 +237,11 @@ class GitSync:
         self._push_timer = self.clock.callLater(delay, self._push_now)
 
     def _push_now(self) -> None:
+        if self._push_timer is not None and self._push_timer.active():
+            self._push_timer.cancel()
         self._push_timer = None
         self._unpushed_since = None
+        self._last_push = self.clock.seconds()
         self.push()
 
     def stop(self) -> None:
