@@ -457,8 +457,9 @@ class TwistedNames(Server):
 # --------------------------------------------------------------------------- gitdns
 
 
-def git(repo: Path, *args: str, timeout: float = 30.0) -> str:
-    env = dict(
+def git_env(repo: Path) -> dict[str, str]:
+    """The environment tests run git in: a fixed identity, no system or user config."""
+    return dict(
         os.environ,
         GIT_AUTHOR_NAME="gitdns tests",
         GIT_AUTHOR_EMAIL="tests@gitdns.invalid",
@@ -467,6 +468,10 @@ def git(repo: Path, *args: str, timeout: float = 30.0) -> str:
         GIT_CONFIG_NOSYSTEM="1",
         HOME=str(repo.parent),
     )
+
+
+def git(repo: Path, *args: str, timeout: float = 30.0) -> str:
+    env = git_env(repo)
     return subprocess.run(
         ["git", "-C", str(repo), *args],
         check=True,

@@ -3,13 +3,12 @@ post-receive NOTIFYs a running gitdns-primary, pre-commit refuses broken commits
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.peers import ROOT, commit, dig, git, make_repo
+from tests.peers import ROOT, commit, dig, git, git_env, make_repo
 
 GITDNS = str(ROOT / ".venv" / "bin" / "gitdns")
 SECRET = "kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="
@@ -37,17 +36,8 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 def run_git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """git as peers.git runs it, but returning the result instead of raising."""
-    env = dict(
-        os.environ,
-        GIT_AUTHOR_NAME="gitdns tests",
-        GIT_AUTHOR_EMAIL="tests@gitdns.invalid",
-        GIT_COMMITTER_NAME="gitdns tests",
-        GIT_COMMITTER_EMAIL="tests@gitdns.invalid",
-        GIT_CONFIG_NOSYSTEM="1",
-        HOME=str(repo.parent),
-        # The hooks must find gitdns by the path they were installed with, not PATH.
-        PATH="/usr/bin:/bin",
-    )
+    # The hooks must find gitdns by the path they were installed with, not PATH.
+    env = dict(git_env(repo), PATH="/usr/bin:/bin")
     return subprocess.run(
         ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, timeout=60
     )
