@@ -32,6 +32,7 @@ from gitdns.server import (
     RequestDispatcher,
     ResponseCache,
 )
+from gitdns.update import serial_newer
 from gitdns.xfr import Delta
 from gitdns.zones import LoadResult, Zone, ZoneSet
 
@@ -75,7 +76,7 @@ def extend_journal(
         steps = journal.get(origin, ())
         step = deltas.get(origin)
         if step is not None:
-            steps = (*steps, step) if serial_increased(step.old_serial, step.new_serial) else ()
+            steps = (*steps, step) if serial_newer(step.new_serial, step.old_serial) else ()
             # Keep differences while they stay smaller than the zone (else AXFR is
             # better); its number of names stands in for its size, at no cost.
             while len(steps) > JOURNAL_LENGTH or (
@@ -85,11 +86,6 @@ def extend_journal(
         if steps:
             extended[origin] = steps
     return extended
-
-
-def serial_increased(old: int, new: int) -> bool:
-    """RFC 1982 serial number arithmetic: is new greater than old?"""
-    return old != new and (new - old) % 2**32 < 2**31
 
 
 class Primary(service.MultiService):
@@ -286,7 +282,7 @@ class Primary(service.MultiService):
                 log.info("Zone {zone} removed", zone=str(origin))
             elif old is None:
                 log.info("Zone {zone} loaded, serial {serial}", zone=str(origin), serial=new.serial)
-            elif not serial_increased(old.serial, new.serial):
+            elif not serial_newer(new.serial, old.serial):
                 log.warn(
                     "Zone {zone} changed but its serial {serial} did not increase",
                     zone=str(origin),

@@ -31,7 +31,7 @@ import dns.transaction
 import dns.tsig
 import dns.xfr
 
-from gitdns.update import successor
+from gitdns.update import serial_newer, successor
 from gitdns.zones import Zone
 
 # Before we hold a copy there is no SOA to take retry from: retry soon, backing off.
@@ -39,11 +39,6 @@ FIRST_RETRY = 2.0
 LONGEST_RETRY = 300.0
 # A zone with refresh or retry 0 would have us query the primary in a loop.
 SHORTEST_INTERVAL = 1.0
-
-
-def serial_newer(new: int, old: int) -> bool:
-    """RFC 1982 serial number arithmetic: is new greater than old?"""
-    return new != old and (new - old) % 2**32 < 2**31
 
 
 @dataclass(frozen=True)

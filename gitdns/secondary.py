@@ -37,6 +37,7 @@ from gitdns.keys import Key, KeyRole, Operation, may, tsig_keyring
 from gitdns.metrics import Metrics, metrics_service
 from gitdns.respond import NotifyReceived, Reply, Served, respond
 from gitdns.server import DNSStreamFactory, ListenerService, RequestDispatcher, ResponseCache
+from gitdns.update import serial_newer
 from gitdns.zonefile import ZoneFileError
 from gitdns.zones import LoadResult, Zone, ZoneSet, parse_zone
 
@@ -530,7 +531,7 @@ class Secondary(service.MultiService):
             carried.answered = source
             serial = soa[0][0].serial
             held = carried.state.copy.serial if carried.state.copy else None
-            if held is not None and serial != held and not refresh.serial_newer(serial, held):
+            if held is not None and serial != held and not serial_newer(serial, held):
                 log.warn(
                     "Primary {peer} has {zone} serial {serial}, older than ours ({held}): "
                     "keeping ours",

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
 
-from twisted.application.service import IServiceMaker
+from twisted.application.service import IServiceMaker, Service
 from twisted.plugin import IPlugin
 from twisted.python import usage
 from zope.interface import implementer
-
-if TYPE_CHECKING:
-    from gitdns.acme import AcmeService
-    from gitdns.primary import Primary
-    from gitdns.secondary import Secondary
 
 
 class _ServiceOptions(usage.Options):
@@ -138,21 +133,6 @@ class PrimaryOptions(_ServiceOptions):
             raise usage.UsageError("--rrl-slip must be 0 (never slip) or more")
 
 
-@implementer(IServiceMaker, IPlugin)
-class PrimaryMaker:
-    tapname = "gitdns-primary"
-    description = "Authoritative DNS primary serving the zones of a git repository."
-    options = PrimaryOptions
-
-    def makeService(self, options: PrimaryOptions) -> Primary:
-        from gitdns.primary import make_primary
-
-        return make_primary(options)
-
-
-gitdns_primary = PrimaryMaker()
-
-
 class SecondaryOptions(_ServiceOptions):
     synopsis = (
         "--key NAME:ALG:SECRET [--key ...] [--listen HOST:PORT ...] [--data-dir DIR] "
@@ -171,21 +151,6 @@ class SecondaryOptions(_ServiceOptions):
     def postOptions(self) -> None:
         if not self["key"]:
             raise usage.UsageError("at least one --key is required")
-
-
-@implementer(IServiceMaker, IPlugin)
-class SecondaryMaker:
-    tapname = "gitdns-secondary"
-    description = "Authoritative DNS secondary: copies zones from a primary by AXFR/IXFR."
-    options = SecondaryOptions
-
-    def makeService(self, options: SecondaryOptions) -> Secondary:
-        from gitdns.secondary import make_secondary
-
-        return make_secondary(options)
-
-
-gitdns_secondary = SecondaryMaker()
 
 
 class AcmeOptions(_ServiceOptions):
@@ -267,15 +232,36 @@ class AcmeOptions(_ServiceOptions):
 
 
 @implementer(IServiceMaker, IPlugin)
-class AcmeMaker:
-    tapname = "gitdns-acme"
-    description = "Certificates for CSRs published in DNS, from an ACME CA by dns-01."
-    options = AcmeOptions
+class _Maker:
+    """A twistd plugin: its options here, its service made by a gitdns module (imported
+    only when it runs, so that `twistd --help` stays quick)."""
 
-    def makeService(self, options: AcmeOptions) -> AcmeService:
-        from gitdns.acme import make_acme
+    def __init__(self, tapname: str, description: str, options: type, make: str) -> None:
+        self.tapname = tapname
+        self.description = description
+        self.options = options
+        self._make = make
 
-        return make_acme(options)
+    def makeService(self, options: usage.Options) -> Service:
+        module, function = self._make.rsplit(".", 1)
+        return getattr(importlib.import_module(module), function)(options)
 
 
-gitdns_acme = AcmeMaker()
+gitdns_primary = _Maker(
+    "gitdns-primary",
+    "Authoritative DNS primary serving the zones of a git repository.",
+    PrimaryOptions,
+    "gitdns.primary.make_primary",
+)
+gitdns_secondary = _Maker(
+    "gitdns-secondary",
+    "Authoritative DNS secondary: copies zones from a primary by AXFR/IXFR.",
+    SecondaryOptions,
+    "gitdns.secondary.make_secondary",
+)
+gitdns_acme = _Maker(
+    "gitdns-acme",
+    "Certificates for CSRs published in DNS, from an ACME CA by dns-01.",
+    AcmeOptions,
+    "gitdns.acme.make_acme",
+)
