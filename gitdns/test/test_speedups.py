@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
 import dns.name
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-import gitdns.speedups  # noqa: F401  (installed by importing gitdns)
+import gitdns.speedups  # (installed by importing gitdns)
+
+ORIGINAL_TO_WIRE = gitdns.speedups._to_wire
 
 labels = st.lists(st.binary(min_size=1, max_size=8), min_size=0, max_size=4)
 
@@ -32,6 +36,23 @@ class NameTests(SynchronousTestCase):
         lower = name([label.lower() for label in a])
         self.assertEqual(upper, lower)
         self.assertEqual(hash(upper), hash(lower))
+
+    @given(labels, labels, st.booleans(), st.booleans())
+    def test_uncompressed_wire_is_dnspythons(
+        self, a: list[bytes], b: list[bytes], absolute: bool, canonicalize: bool
+    ) -> None:
+        subject = name(a) if absolute else dns.name.Name(a)
+        origin = name(b)
+        written = io.BytesIO()
+        subject.to_wire(written, None, origin, canonicalize)
+        original = io.BytesIO()
+        ORIGINAL_TO_WIRE(subject, original, None, origin, canonicalize)
+        self.assertEqual(written.getvalue(), original.getvalue())
+        self.assertEqual(written.getvalue(), subject.to_wire(None, None, origin, canonicalize))
+
+    def test_relative_name_without_origin_is_refused(self) -> None:
+        with self.assertRaises(dns.name.NeedAbsoluteNameOrOrigin):
+            dns.name.Name([b"a"]).to_wire(io.BytesIO())
 
     def test_not_equal_to_other_types(self) -> None:
         self.assertNotEqual(dns.name.from_text("a."), "a.")
