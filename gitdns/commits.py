@@ -10,6 +10,7 @@ conflict as text). Blocking (pygit2): run it in the repository's worker thread.
 from __future__ import annotations
 
 import base64
+import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -37,6 +38,8 @@ class UpdateItem:
     wire: bytes
     keyname: dns.name.Name
     client: str
+    # The request as parsed already, when there is one: not parsed again to apply it.
+    message: dns.message.Message | None = field(default=None, compare=False, repr=False)
 
     def trailer(self) -> str:
         encoded = base64.b64encode(self.wire).decode("ascii")
@@ -50,12 +53,12 @@ class UpdateItem:
         return cls(message.question[0].name, filename, wire, dns.name.from_text(keyname), client)
 
 
-def strip_tsig(wire: bytes) -> bytes:
+def unsigned_wire(message: dns.message.Message) -> bytes:
     """The request as it would be without its TSIG record."""
-    message = dns.message.from_wire(wire, keyring=False)
-    message.tsig = None
-    message.keyring = None
-    return message.to_wire()
+    unsigned = copy.copy(message)
+    unsigned.tsig = None
+    unsigned.keyring = None
+    return unsigned.to_wire()
 
 
 @dataclass
@@ -104,6 +107,8 @@ class Applied:
     changes: list[str] = field(default_factory=list)
     # filename -> the net (removed, added) records of the commit (IXFR's difference).
     deltas: dict[str, tuple[list[Record], list[Record]]] = field(default_factory=dict)
+    # blob id -> text of the zone files written, for the next commit to edit.
+    texts: dict[str, str] = field(default_factory=dict)
 
 
 def apply_updates(
@@ -113,10 +118,12 @@ def apply_updates(
     known: Mapping[str, LoadedZone],
     *,
     author_time: int,
+    texts: Mapping[str, str] = {},
 ) -> Applied:
     """Apply items in order on parent's tree and make one commit of all that changed.
 
-    known maps file names to zones already parsed (by blob id), to skip parsing. An item
+    known maps file names to zones already parsed (by blob id), to skip parsing, and
+    texts blob ids to their text, to skip reading them. An item
     whose prerequisites fail, or whose zone file is gone, changes nothing; its rcode says
     why. The commit is created but no reference is moved: the caller does that.
     """
@@ -124,12 +131,12 @@ def apply_updates(
     rcodes: list[int] = []
     applied: list[tuple[UpdateItem, list[str]]] = []
     for item in items:
-        state = states.get(item.filename) or _read(repo, parent.tree, item, known)
+        state = states.get(item.filename) or _read(repo, parent.tree, item, known, texts)
         if state is None:
             rcodes.append(dns.rcode.NOTAUTH)
             continue
         states[item.filename] = state
-        result = apply_update(state.zone, dns.message.from_wire(item.wire))
+        result = apply_update(state.zone, item.message or dns.message.from_wire(item.wire))
         rcodes.append(result.rcode)
         if result.rcode != dns.rcode.NOERROR or not result.changed:
             continue
@@ -143,6 +150,7 @@ def apply_updates(
     builder = repo.TreeBuilder(parent.tree)
     zones: dict[str, LoadedZone] = {}
     deltas: dict[str, tuple[list[Record], list[Record]]] = {}
+    written: dict[str, str] = {}
     for filename, state in states.items():
         if state.changed:
             deltas[filename] = removed, added = state.changes()
@@ -150,6 +158,7 @@ def apply_updates(
             blob = repo.create_blob(text.encode("utf-8"))
             builder.insert(filename, blob, pygit2.GIT_FILEMODE_BLOB)
             zones[filename] = LoadedZone(str(blob), state.zone, filename)
+            written[str(blob)] = text
     keys = sorted({str(item.keyname) for item, _ in applied})
     author = pygit2.Signature(f"{', '.join(keys)} via gitdns", "gitdns@localhost", author_time, 0)
     committer = pygit2.Signature(COMMITTER.name, COMMITTER.email, author_time, 0)
@@ -161,16 +170,22 @@ def apply_updates(
         f"records in commit {str(commit)[:12]}"
         for _, lines in applied
     ]
-    return Applied(commit, rcodes, zones, summaries, deltas)
+    return Applied(commit, rcodes, zones, summaries, deltas, written)
 
 
 def _read(
-    repo: pygit2.Repository, tree: pygit2.Tree, item: UpdateItem, known: Mapping[str, LoadedZone]
+    repo: pygit2.Repository,
+    tree: pygit2.Tree,
+    item: UpdateItem,
+    known: Mapping[str, LoadedZone],
+    texts: Mapping[str, str],
 ) -> _ZoneState | None:
     if item.filename not in tree:
         return None
     blob_id = tree[item.filename].id
-    text = repo[blob_id].data.decode("utf-8")
+    text = texts.get(str(blob_id))
+    if text is None:
+        text = repo[blob_id].data.decode("utf-8")
     loaded = known.get(item.filename)
     if loaded is not None and loaded.blob_id == str(blob_id):
         return _ZoneState(text, loaded.zone)

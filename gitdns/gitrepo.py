@@ -305,6 +305,24 @@ def _check_host_key(cert: Any, valid: int, host: Any, payload: Any) -> int:
     return C.GIT_ECERTIFICATE if callbacks.refused else 0
 
 
+_syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+
+
+def sync_filesystem(path: str) -> None:
+    """Put every write to the file system holding path on disk (syncfs(2): one flush
+    for all the files of a commit, where fsync would flush each)."""
+    if _syncfs is None:
+        os.sync()
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        if _syncfs(descriptor) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"syncfs {path}: {os.strerror(error)}")
+    finally:
+        os.close(descriptor)
+
+
 def _blobs(known: Mapping[str, LoadedZone], made: Applied | Replayed | None) -> set[str]:
     """Blob ids of zones parsed already: known ones and those just made."""
     blobs = {loaded.blob_id for loaded in known.values()}
@@ -316,9 +334,10 @@ def _blobs(known: Mapping[str, LoadedZone], made: Applied | Replayed | None) -> 
 # How remotes (and libgit2's local transport) say that the branch moved on.
 _NOT_FAST_FORWARD = re.compile(r"non-?fast-?forward|fetch first|not a fast.forward", re.I)
 
-# An UPDATE is acknowledged once its commit is on disk: libgit2 must fsync. A remote
-# that stops answering must not hold the worker thread for ever.
-pygit2.option(pygit2.GIT_OPT_ENABLE_FSYNC_GITDIR, 1)
+# Durability is ours (sync_filesystem, at the moments it matters): libgit2's own fsync
+# of every object and reference costs a disk flush each, in pushes too. A remote that
+# stops answering must not hold the worker thread for ever.
+pygit2.option(pygit2.GIT_OPT_ENABLE_FSYNC_GITDIR, 0)
 pygit2.option(pygit2.GIT_OPT_SET_SERVER_CONNECT_TIMEOUT, 15_000)
 pygit2.option(pygit2.GIT_OPT_SET_SERVER_TIMEOUT, 120_000)
 
@@ -328,6 +347,11 @@ class GitRepository:
         self.path = path
         self.remote = remote
         self.pool = ThreadPool(minthreads=1, maxthreads=1, name="gitdns-git")
+        # Worker-thread state, so that a stream of UPDATEs does not read back what it
+        # wrote: the text of the zone files of the last commit (blob id -> text), and
+        # how far the last snapshot's commit was ahead of the remote's.
+        self._texts: dict[str, str] = {}
+        self._ahead: tuple[pygit2.Oid, pygit2.Oid, int] | None = None
 
     def start(self) -> None:
         self.pool.start()
@@ -387,6 +411,7 @@ class GitRepository:
             )
         except (pygit2.GitError, KeyError, ValueError, OSError) as error:
             raise self._failure("clone", callbacks, error) from None
+        sync_filesystem(self.path)
 
     def branch(self, repo: pygit2.Repository) -> str:
         if self.remote.branch:
@@ -415,12 +440,15 @@ class GitRepository:
             raise GitError(f"{self.remote.display} has no branch {branch!r}")
         local = repo.references.get(f"refs/heads/{branch}")
         replayed = None
+        # What was fetched is on disk before the local branch may name it.
+        sync_filesystem(self.path)
         if local is None or repo.descendant_of(fetched.target, local.target):
             repo.references.create(f"refs/heads/{branch}", fetched.target, force=True)
         elif local.target != fetched.target and not repo.descendant_of(
             local.target, fetched.target
         ):
             replayed = replay(repo, local.target, fetched.target, known)
+            sync_filesystem(self.path)
             # Moved only now that every commit is replayed: a crash before this line
             # leaves the old local commits in place, to be replayed again.
             local.set_target(replayed.head, "gitdns: replay updates on the remote's head")
@@ -433,11 +461,15 @@ class GitRepository:
         repo = pygit2.Repository(self.path)
         reference = repo.references[f"refs/heads/{self.branch(repo)}"]
         parent = repo[reference.target].peel(pygit2.Commit)
-        applied = apply_updates(repo, parent, items, known, author_time=now)
+        applied = apply_updates(repo, parent, items, known, author_time=now, texts=self._texts)
         if applied.commit is None:
             return applied, None
-        # libgit2 fsyncs objects and references (GIT_OPT_ENABLE_FSYNC_GITDIR, set below).
+        self._texts = applied.texts
+        # The objects are on disk before the branch names them, and the branch before
+        # the UPDATEs are answered: a power cut leaves the old commit or the new one.
+        sync_filesystem(self.path)
         reference.set_target(applied.commit, "gitdns: dynamic update")
+        sync_filesystem(self.path)
         return applied, self.snapshot_blocking(repo, _blobs(known, applied))
 
     def push_blocking(self) -> PushOutcome:
@@ -470,6 +502,9 @@ class GitRepository:
             if any(_NOT_FAST_FORWARD.search(message) for message in rejections):
                 return PushOutcome.REJECTED
             raise GitError(f"cannot push to {self.remote.display}: {'; '.join(rejections)}")
+        if os.path.isdir(self.remote.url):
+            # A remote on a local disk: what it took stays when the power goes.
+            sync_filesystem(self.remote.url)
         repo.references.create(f"refs/remotes/origin/{branch}", local, force=True)
         return PushOutcome.PUSHED
 
@@ -497,8 +532,20 @@ class GitRepository:
         tracking = repo.references.get(f"refs/remotes/origin/{branch}")
         ahead = 0
         if tracking is not None and tracking.target != commit.id:
-            ahead, _ = repo.ahead_behind(commit.id, tracking.target)
+            ahead = self._ahead_of(repo, commit, tracking.target)
+        self._ahead = (commit.id, tracking.target, ahead) if tracking is not None else None
         return Snapshot(str(commit.id), files, ahead)
+
+    def _ahead_of(
+        self, repo: pygit2.Repository, commit: pygit2.Commit, tracking: pygit2.Oid
+    ) -> int:
+        """How many commits commit has that tracking lacks (one more than its parent had,
+        when the last snapshot was of the parent: no walk through the history)."""
+        if self._ahead is not None:
+            last, last_tracking, ahead = self._ahead
+            if last_tracking == tracking and commit.parent_ids == [last]:
+                return ahead + 1
+        return repo.ahead_behind(commit.id, tracking)[0]
 
     # The same, as Deferreds, serialised in the worker thread.
 

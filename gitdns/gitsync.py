@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gitdns.answer import Answer
-from gitdns.commits import Applied, Replayed, UpdateItem, strip_tsig
+from gitdns.commits import Applied, Replayed, UpdateItem, unsigned_wire
 from gitdns.gitrepo import GitError, GitRepository, PushOutcome, Snapshot
 from gitdns.metrics import Metrics
 from gitdns.respond import Request, UpdateReceived
@@ -170,8 +170,9 @@ class GitSync:
         signature = event.request.signature
         assert signature is not None
         loaded = self.served.sources[event.zone]
+        query = event.request.query
         item = UpdateItem(
-            event.zone, loaded.filename, strip_tsig(event.request.wire), signature.keyname, client
+            event.zone, loaded.filename, unsigned_wire(query), signature.keyname, client, query
         )
         waiting = _Waiting(item, event.request, defer.Deferred())
         self._queue.append(waiting)

@@ -32,6 +32,7 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.SOA
 import dns.rrset
 
 from gitdns.zones import Zone
@@ -108,6 +109,21 @@ def serial_newer(serial: int, than: int) -> bool:
 def next_serial(serial: int) -> int:
     """RFC 1982 3.1: serial plus one."""
     return (serial + 1) % SERIAL_MODULUS
+
+
+def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> dns.rdtypes.ANY.SOA.SOA:
+    """The SOA rdata with another serial (dnspython's replace() inspects signatures: slow)."""
+    return dns.rdtypes.ANY.SOA.SOA(
+        soa.rdclass,
+        soa.rdtype,
+        soa.mname,
+        soa.rname,
+        serial,
+        soa.refresh,
+        soa.retry,
+        soa.expire,
+        soa.minimum,
+    )
 
 
 # -- checks (RFC 2136 3.1, 3.2, 3.4.1) --------------------------------------------------
@@ -315,7 +331,7 @@ class _Draft:
         soa = self.node(self.origin)[SOA]
         if not serial_newer(soa[0].serial, old_serial):
             # The update did not raise the serial itself: we do.
-            bumped = soa[0].replace(serial=next_serial(old_serial))
+            bumped = with_serial(soa[0], next_serial(old_serial))
             self.put(self.origin, SOA, dns.rrset.from_rdata_list(soa.name, soa.ttl, [bumped]))
             removed, added = self.net_changes()
         return UpdateResult(NOERROR, successor(self.zone, self.touched), removed, added)

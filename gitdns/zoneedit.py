@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import dns.name
@@ -22,6 +22,7 @@ import dns.rdata
 import dns.rdatatype
 import dns.ttl
 
+from gitdns.update import with_serial
 from gitdns.zonefile import ZoneFileError, paren_depth, read_rrsets
 
 Record = tuple[dns.name.Name, int, dns.rdata.Rdata]
@@ -42,23 +43,93 @@ class _Entry:
     text: str
 
 
-def _entries(lines: list[str]) -> Iterator[_Entry]:
-    """Logical lines: physical lines joined while parentheses are open (RFC 1035 5.1)."""
-    index = 0
+def _entries(lines: list[str], selected: Iterable[int]) -> Iterator[tuple[_Entry, bool]]:
+    """Logical lines starting at the selected physical lines, in order: physical lines
+    joined while parentheses are open (RFC 1035 5.1). The flag says that lines were
+    skipped before the entry."""
     count = len(lines)
-    while index < count:
+    after = 0  # the first line not consumed yet
+    for index in selected:
+        if index < after:
+            continue  # inside the previous entry's parentheses
+        skipped = index > after
         line = lines[index]
         if "(" not in line:
-            yield _Entry(index, index, line)
-            index += 1
+            after = index + 1
+            yield _Entry(index, index, line), skipped
             continue
         first = index
         depth = paren_depth(line, 0)
         while depth > 0 and index + 1 < count:
             index += 1
             depth = paren_depth(lines[index], depth)
-        yield _Entry(first, index, "".join(lines[first : index + 1]))
-        index += 1
+        after = index + 1
+        yield _Entry(first, index, "".join(lines[first : index + 1])), skipped
+
+
+def _selected(lines: list[str], text: str, wanted: Iterable[dns.name.Name]) -> list[int]:
+    """The lines the edit needs to look at: directives, owners that may be wanted (by
+    their first label, or written with escapes), lines with parentheses, and the lines
+    that inherit the owner of one of those. Found with str.find, so a big zone is not
+    walked line by line in Python."""
+    folded = "\n" + text.lower()  # "\n" + first label finds it at a line's start
+    starts: set[int] = set()  # offsets in folded of the lines found
+    for first in sorted({_first_label(name) for name in wanted} - {""}):
+        for at in _find_all(folded, "\n" + first.lower()):
+            if folded[at + len(first) + 1 : at + len(first) + 2] in _AFTER_OWNER:
+                starts.add(at)
+    for needle in ("\n$", "\n@"):
+        starts.update(_find_all(folded, needle))
+    for needle in ("\\", "("):
+        starts.update(folded.rfind("\n", 0, at) for at in _find_all(folded, needle))
+    count = len(lines)
+    selected: list[int] = []
+    line = 0
+    offset = 0
+    for start in sorted(starts):
+        line += folded.count("\n", offset, start)
+        offset = start
+        if selected and line <= selected[-1]:
+            continue
+        selected.append(line)
+        # The lines after it that inherit its owner (or are blank, or comments).
+        follower = line + 1
+        while follower < count and lines[follower][:1] in _INHERITING:
+            selected.append(follower)
+            follower += 1
+    return selected
+
+
+def _find_all(text: str, needle: str) -> Iterator[int]:
+    at = text.find(needle)
+    while at >= 0:
+        yield at
+        at = text.find(needle, at + 1)
+
+
+# What may follow an owner's first label: more labels, or the fields.
+_AFTER_OWNER = frozenset({".", " ", "\t", "\n", "\r", ""})
+# How a line that does not name an owner starts: blank, a comment, or indented.
+_INHERITING = frozenset({"", " ", "\t", ";", "\n", "\r"})
+
+
+def _first_label(name: dns.name.Name) -> str:
+    """The first label as a master file writes it; empty when it needs escapes there
+    (such owners are found by their backslash)."""
+    if not name.labels or not name.labels[0]:
+        return ""
+    label = name.labels[0]
+    if any(byte < 0x21 or byte > 0x7E or byte in _ESCAPED for byte in label):
+        return ""
+    return label.decode("ascii")
+
+
+# Printable characters a master file escapes in a label (as dnspython writes them).
+_ESCAPED = frozenset(b'"().;\\@$')
+
+
+class _FullScan(Exception):
+    """The edit needs what a skipped line says (the last TTL of a file without $TTL)."""
 
 
 def _tokens(text: str) -> list[str]:
@@ -90,7 +161,7 @@ def edit_zone_text(
     serial_only = (
         old_soa is not None
         and new_soa is not None
-        and old_soa[2].replace(serial=new_soa[2].serial) == new_soa[2]
+        and with_serial(old_soa[2], new_soa[2].serial) == new_soa[2]
     )
     if serial_only:
         del gone[old_soa]
@@ -117,6 +188,30 @@ def edit_zone_text(
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
+    soa = new_soa if serial_only else None
+    try:
+        if len(lines) != text.count("\n") + (not text.endswith("\n")):
+            raise _FullScan  # line breaks other than \n: counting them would mislead
+        selected = _selected(lines, text, wanted)
+        return _edit(lines, origin, filename, gone, new, soa, selected, spellings, wanted)
+    except _FullScan:
+        return _edit(lines, origin, filename, gone, new, soa, range(len(lines)), spellings, wanted)
+
+
+def _edit(
+    lines: list[str],
+    origin: dns.name.Name,
+    filename: str,
+    gone: Counter,
+    new: list[Record],
+    new_soa: Record | None,
+    selected: Iterable[int],
+    spellings: Callable[[dns.name.Name], frozenset[str]],
+    wanted: set[dns.name.Name],
+) -> str:
+    """The edit, looking at the selected lines only."""
+    gone = gone.copy()
+    lines = lines.copy()
     drop: set[int] = set()
     replace: dict[int, str] = {}
     # Where to add records of a name: after the last line of its last entry.
@@ -129,7 +224,12 @@ def edit_zone_text(
     owner_origin = origin
     inherit_fix: int | None = None  # first line of an entry that lost its owner's line
     here = spellings(current_origin)
-    for entry in _entries(lines):
+    gapped = False
+    for entry, skipped in _entries(lines, selected):
+        if skipped:
+            # What was skipped named owners the edit does not touch.
+            gapped = True
+            owner, inherit_fix = None, None
         tokens = _tokens(entry.text)
         if not tokens:
             continue
@@ -167,11 +267,13 @@ def edit_zone_text(
             last_ttl = dns.ttl.from_text(fields[0])
         if owner is None or owner not in wanted:
             continue
+        if default_ttl is None and gapped:
+            raise _FullScan
         block_end[owner] = (entry.last, current_origin)
         for record in _parse(entry, owner, current_origin, default_ttl, last_ttl, origin, filename):
             name, _, rdata = record
             key = (name, rdata.rdtype, rdata)
-            if serial_only and rdata.rdtype == SOA:
+            if new_soa is not None and rdata.rdtype == SOA:
                 _serial_in_place(lines, entry, new_soa[2].serial, replace)
             elif gone[key]:
                 gone[key] -= 1
@@ -180,6 +282,8 @@ def edit_zone_text(
                 if not inherited:
                     inherit_fix = entry.first
     missing = [key for key, count in gone.items() if count]
+    if missing and gapped:
+        raise _FullScan  # the full scan decides
     if missing:
         name, rdtype, rdata = missing[0]
         raise EditError(
