@@ -42,6 +42,12 @@ T = TypeVar("T")
 PUSH_QUIET = 0.3
 PUSH_LATEST = 3.0
 
+# Group commit: when the worker is free but fewer UPDATEs wait than were under way
+# together last time (in the last commit and queued behind it), wait this long for the
+# others: clients answered together send their next UPDATEs together, and one commit
+# (one disk flush) for all of them beats two for half of them each.
+GATHER_WAIT = 0.003
+
 # Seconds between push attempts while the remote is unreachable, growing to the last.
 PUSH_RETRY = (1, 2, 5, 10, 30, 60, 120, 300)
 
@@ -91,6 +97,8 @@ class GitSync:
         self.metrics.updates = lambda: dataclasses.asdict(self.counters)
         self._queue: list[_Waiting] = []
         self._committing = False
+        self._under_way = 1
+        self._gather_timer: IDelayedCall | None = None
         self._pushing: defer.Deferred[None] | None = None
         self._push_again = False
         # A push in the worker thread holds back the commits (and the answers) behind
@@ -182,6 +190,21 @@ class GitSync:
     def _commit_queued(self) -> None:
         if self._committing or not self._queue:
             return
+        if len(self._queue) < self._under_way:
+            if self._gather_timer is None:
+                self._gather_timer = self.clock.callLater(GATHER_WAIT, self._gathered)
+            return
+        self._commit_batch()
+
+    def _gathered(self) -> None:
+        self._gather_timer = None
+        if not self._committing and self._queue:
+            self._commit_batch()
+
+    def _commit_batch(self) -> None:
+        if self._gather_timer is not None:
+            self._gather_timer.cancel()
+            self._gather_timer = None
         batch, self._queue = self._queue, []
         self._committing = True
         items = [waiting.item for waiting in batch]
@@ -190,6 +213,7 @@ class GitSync:
 
         def next_batch(_: object) -> None:
             self._committing = False
+            self._under_way = len(batch) + len(self._queue)
             self._commit_queued()
 
         d.addBoth(next_batch)
@@ -249,6 +273,9 @@ class GitSync:
         """No push scheduled any more (what is not pushed is pushed at the next start)."""
         if self._push_timer is not None and self._push_timer.active():
             self._push_timer.cancel()
+        if self._gather_timer is not None:
+            self._gather_timer.cancel()
+            self._gather_timer = None
 
     def push(self) -> defer.Deferred[None]:
         """Push until the remote has our commits; a push asked for meanwhile runs after."""
