@@ -21,7 +21,7 @@ import dns.renderer
 
 from gitdns.answer import Answer, resolve
 from gitdns.keys import Operation
-from gitdns.tsig import Keyring, Signature, add_signature, check
+from gitdns.tsig import Keyring, Signature, add_signature, check, read
 from gitdns.xfr import Delta, axfr_messages, ixfr_messages, ixfr_plan
 from gitdns.zones import ZoneSet
 
@@ -152,7 +152,7 @@ def respond(
     if len(wire) < 12 or wire[2] & 0x80:
         return None
     try:
-        query = dns.message.from_wire(wire, keyring=False)
+        query, verified = read(wire, served.keyring)
     except dns.message.ShortHeader:
         return None
     except Exception:
@@ -161,7 +161,7 @@ def respond(
         return Reply(header_error(wire, dns.rcode.FORMERR))
     signature = None
     if query.had_tsig:
-        signature = check(wire, query, served.keyring)
+        signature = check(wire, query, served.keyring, verified)
         if signature.rcode == dns.rcode.FORMERR:
             return Reply(Request(query, tcp, now, None).reply(Answer(rcode=dns.rcode.FORMERR)))
         if not signature.ok:
