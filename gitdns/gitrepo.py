@@ -347,6 +347,9 @@ class GitRepository:
         self.path = path
         self.remote = remote
         self.pool = ThreadPool(minthreads=1, maxthreads=1, name="gitdns-git")
+        # Pushes run in a thread of their own: a slow remote, or a big pack to send,
+        # must not hold back the commits that UPDATEs wait for.
+        self.push_pool = ThreadPool(minthreads=1, maxthreads=1, name="gitdns-git-push")
         # Worker-thread state, so that a stream of UPDATEs does not read back what it
         # wrote: the text of the zone files of the last commit (blob id -> text), and
         # how far the last snapshot's commit was ahead of the remote's.
@@ -355,9 +358,11 @@ class GitRepository:
 
     def start(self) -> None:
         self.pool.start()
+        self.push_pool.start()
 
     def stop(self) -> None:
         self.pool.stop()
+        self.push_pool.stop()
 
     def _run(self, function: Callable[..., T], *args: object) -> defer.Deferred[T]:
         from twisted.internet import reactor
@@ -554,4 +559,9 @@ class GitRepository:
         return self._run(function, *args)
 
     def push(self) -> defer.Deferred[PushOutcome]:
-        return self._run(self.push_blocking)
+        """push_blocking in the push thread, beside the worker thread's operations (the
+        caller keeps it from running with a fetch: both write the remote-tracking
+        branch)."""
+        from twisted.internet import reactor
+
+        return threads.deferToThreadPool(reactor, self.push_pool, self.push_blocking)

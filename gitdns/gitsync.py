@@ -6,8 +6,9 @@ and results are installed in the order they were made.
 
 An UPDATE is acknowledged (NOERROR) only once the commit holding it is on disk. While
 a commit is being written, new UPDATEs queue up and go into the next commit together
-(group commit). Pushing is asynchronous: retried with backoff while the remote is
-unreachable, and, when the remote moved, our commits are replayed on its head first.
+(group commit). Pushing is asynchronous, in a thread of its own beside the commits:
+retried with backoff while the remote is unreachable, and, when the remote moved, our
+commits are replayed on its head first.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ class GitSync:
         self._committing = False
         self._under_way = 1
         self._gather_timer: IDelayedCall | None = None
+        # One fetch or push at a time (both write the remote-tracking branch); pushes
+        # run beside commits, in a thread of their own.
+        self._remote = defer.DeferredLock()
         self._pushing: defer.Deferred[None] | None = None
         self._push_again = False
         # A push in the worker thread holds back the commits (and the answers) behind
@@ -156,6 +160,9 @@ class GitSync:
 
     def _timed(self, name: str, function: Callable[..., T], *args: object) -> defer.Deferred[T]:
         """function(*args) in the worker thread, its duration and outcome counted."""
+        return self._counted(name, self.repo.run(function, *args))
+
+    def _counted(self, name: str, operation: defer.Deferred[T]) -> defer.Deferred[T]:
         started = self.clock.seconds()
 
         def count(result: object) -> object:
@@ -163,7 +170,7 @@ class GitSync:
             self.metrics.git_operation(name, self.clock.seconds() - started, failed)
             return result
 
-        return self.repo.run(function, *args).addBoth(count)
+        return operation.addBoth(count)
 
     def _install(self, loaded: Loaded) -> None:
         self.served = loaded.result.zoneset
@@ -297,7 +304,7 @@ class GitSync:
     def _push_until_done(self):  # type: ignore[no-untyped-def]
         for attempt in itertools.count():
             try:
-                outcome = yield self._timed("push", self.repo.push_blocking)
+                outcome = yield self._remote.run(lambda: self._counted("push", self.repo.push()))
             except GitError as error:
                 delay = PUSH_RETRY[min(attempt, len(PUSH_RETRY) - 1)]
                 log.warn(
@@ -322,7 +329,7 @@ class GitSync:
 
         Fails with GitError when the remote cannot be reached.
         """
-        d = self._timed("fetch", self._fetch_blocking)
+        d = self._remote.run(self._timed, "fetch", self._fetch_blocking)
 
         def fetched(outcome: tuple[Loaded, Replayed | None]) -> None:
             loaded, replayed = outcome
