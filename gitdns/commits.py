@@ -20,7 +20,7 @@ import dns.rcode
 import dns.rdatatype
 import pygit2
 
-from gitdns.update import apply_update
+from gitdns.update import PendingZone, apply_update
 from gitdns.zoneedit import Record, edit_zone_text
 from gitdns.zones import LoadedZone, Zone, parse_zone
 
@@ -64,7 +64,8 @@ def unsigned_wire(message: dns.message.Message) -> bytes:
 @dataclass
 class _ZoneState:
     text: str
-    zone: Zone
+    # UPDATEs of a batch leave it pending: indexed once, when the batch is done.
+    zone: Zone | PendingZone
     # The batch's net changes, (name, type, rdata) -> TTL, in the order they happened:
     # the file is edited once for the whole batch.
     removed: dict[tuple, int] = field(default_factory=dict)
@@ -136,7 +137,8 @@ def apply_updates(
             rcodes.append(dns.rcode.NOTAUTH)
             continue
         states[item.filename] = state
-        result = apply_update(state.zone, item.message or dns.message.from_wire(item.wire))
+        message = item.message or dns.message.from_wire(item.wire)
+        result = apply_update(state.zone, message, pending=True)
         rcodes.append(result.rcode)
         if result.rcode != dns.rcode.NOERROR or not result.changed:
             continue
@@ -154,10 +156,11 @@ def apply_updates(
     for filename, state in states.items():
         if state.changed:
             deltas[filename] = removed, added = state.changes()
-            text = edit_zone_text(state.text, state.zone.origin, filename, removed, added)
+            zone = state.zone.finish() if isinstance(state.zone, PendingZone) else state.zone
+            text = edit_zone_text(state.text, zone.origin, filename, removed, added)
             blob = repo.create_blob(text.encode("utf-8"))
             builder.insert(filename, blob, pygit2.GIT_FILEMODE_BLOB)
-            zones[filename] = LoadedZone(str(blob), state.zone, filename)
+            zones[filename] = LoadedZone(str(blob), zone, filename)
             written[str(blob)] = text
     keys = sorted({str(item.keyname) for item, _ in applied})
     author = pygit2.Signature(f"{', '.join(keys)} via gitdns", "gitdns@localhost", author_time, 0)

@@ -21,7 +21,7 @@ or go), not a rebuild.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import ChainMap, Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -72,7 +72,7 @@ EMPTY_NODE: Node = {}
 class UpdateResult:
     rcode: int
     # The next zone; the very same object when the update changed nothing.
-    zone: Zone
+    zone: Zone | PendingZone
     # Net changes, each list in the order its records took effect. A TTL change shows as
     # the records removed with the old TTL and added with the new one.
     removed: list[Record] = field(default_factory=list)
@@ -83,8 +83,32 @@ class UpdateResult:
         return bool(self.removed or self.added)
 
 
-def apply_update(zone: Zone, update: dns.message.Message) -> UpdateResult:
-    """Check the prerequisites and apply the updates of an UPDATE (RFC 2136 3.1-3.4)."""
+class PendingZone:
+    """A zone with UPDATEs applied but not indexed yet: the zone they started from and
+    the nodes they touched. A batch of UPDATEs goes through one, and is indexed once
+    (finish) instead of copying a big zone's tables for every UPDATE."""
+
+    __slots__ = ("base", "nodes", "origin", "serial", "touched")
+
+    def __init__(self, base: Zone, touched: dict[dns.name.Name, dict[int, dns.rrset.RRset]]):
+        self.base = base
+        self.touched = touched
+        # An empty touched node hides the base's: the name owns nothing any more.
+        self.nodes: Mapping[dns.name.Name, Node] = ChainMap(touched, base.nodes)
+        self.origin = base.origin
+        self.serial: int = self.nodes[base.origin][SOA][0].serial
+
+    def finish(self) -> Zone:
+        return successor(self.base, self.touched)
+
+
+def apply_update(
+    zone: Zone | PendingZone, update: dns.message.Message, *, pending: bool = False
+) -> UpdateResult:
+    """Check the prerequisites and apply the updates of an UPDATE (RFC 2136 3.1-3.4).
+
+    pending: the resulting zone is left a PendingZone, for more UPDATEs to follow.
+    """
     # sections[0..2] are zone, prerequisite and update (UpdateMessage names them so).
     zone_section, prerequisites, updates = update.sections[:3]
     rcode = (
@@ -97,7 +121,7 @@ def apply_update(zone: Zone, update: dns.message.Message) -> UpdateResult:
     draft = _Draft(zone)
     for rrset in updates:
         draft.apply(rrset)
-    return draft.result()
+    return draft.result(pending)
 
 
 def serial_newer(serial: int, than: int) -> bool:
@@ -129,7 +153,7 @@ def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> dns.rdtypes.ANY.SO
 # -- checks (RFC 2136 3.1, 3.2, 3.4.1) --------------------------------------------------
 
 
-def _check_zone_section(zone: Zone, section: list[dns.rrset.RRset]) -> int:
+def _check_zone_section(zone: Zone | PendingZone, section: list[dns.rrset.RRset]) -> int:
     """3.1.1: one SOA question of class IN naming this zone."""
     if len(section) != 1:
         return FORMERR
@@ -141,7 +165,7 @@ def _check_zone_section(zone: Zone, section: list[dns.rrset.RRset]) -> int:
     return NOERROR
 
 
-def _check_prerequisites(zone: Zone, prerequisites: list[dns.rrset.RRset]) -> int:
+def _check_prerequisites(zone: Zone | PendingZone, prerequisites: list[dns.rrset.RRset]) -> int:
     """3.2.5: the first failing prerequisite decides, value-dependent ones last."""
     # (name, type) -> the exact RRset the value-dependent prerequisites ask for (3.2.3).
     expected: dict[tuple[dns.name.Name, int], set[dns.rdata.Rdata]] = {}
@@ -209,7 +233,7 @@ def _prescan(origin: dns.name.Name, updates: list[dns.rrset.RRset]) -> int:
 class _Draft:
     """The zone being changed: touched nodes are copies, all else is the old zone's."""
 
-    def __init__(self, zone: Zone) -> None:
+    def __init__(self, zone: Zone | PendingZone) -> None:
         self.zone = zone
         self.origin = zone.origin
         # name -> its node as it is now (empty: the name owns nothing any more)
@@ -323,7 +347,7 @@ class _Draft:
                 came.update(added)
         return _in_order(self.removal_log, gone), _in_order(self.addition_log, came)
 
-    def result(self) -> UpdateResult:
+    def result(self, pending: bool) -> UpdateResult:
         removed, added = self.net_changes()
         if not removed and not added:
             return UpdateResult(NOERROR, self.zone)
@@ -334,7 +358,12 @@ class _Draft:
             bumped = with_serial(soa[0], next_serial(old_serial))
             self.put(self.origin, SOA, dns.rrset.from_rdata_list(soa.name, soa.ttl, [bumped]))
             removed, added = self.net_changes()
-        return UpdateResult(NOERROR, successor(self.zone, self.touched), removed, added)
+        zone = self.zone
+        if isinstance(zone, PendingZone):
+            following = PendingZone(zone.base, {**zone.touched, **self.touched})
+        else:
+            following = PendingZone(zone, self.touched)
+        return UpdateResult(NOERROR, following if pending else following.finish(), removed, added)
 
 
 def _owner(node: Node, name: dns.name.Name) -> dns.name.Name:

@@ -16,7 +16,14 @@ import dns.update
 from twisted.trial.unittest import SynchronousTestCase
 
 from gitdns.test.zonedata import EXAMPLE
-from gitdns.update import Record, UpdateResult, apply_update, next_serial, serial_newer
+from gitdns.update import (
+    PendingZone,
+    Record,
+    UpdateResult,
+    apply_update,
+    next_serial,
+    serial_newer,
+)
 from gitdns.zones import Zone, parse_zone
 
 ORIGIN = dns.name.from_text("example.")
@@ -711,6 +718,28 @@ class UpdateTests(TableTestCase):
             self.assertNotIn(n(gone), zone.names)
         for present in ["below", "down.below", "c", "b.c", "z.b.c"]:
             self.assertIn(n(present), zone.names)
+
+    def test_pending_batch_is_the_same_as_one_by_one(self) -> None:
+        # Every case of the tables, applied in turn to one zone: first each UPDATE's zone
+        # indexed at once, then all of them pending and indexed at the end.
+        messages = [received(case.build) for case in PREREQUISITES + ADDS + DELETES + SEQUENCES]
+        one_by_one = example_zone()
+        pending: Zone | PendingZone = example_zone()
+        for message in messages:
+            expected = apply_update(one_by_one, message)
+            result = apply_update(pending, message, pending=True)
+            self.assertEqual(
+                (result.rcode, result.removed, result.added),
+                (expected.rcode, expected.removed, expected.added),
+            )
+            one_by_one, pending = expected.zone, result.zone
+        self.assertIsInstance(pending, PendingZone)
+        assert isinstance(pending, PendingZone)
+        batched = pending.finish()
+        check_zone(self, batched)
+        self.assertEqual(records_of(batched), records_of(one_by_one))
+        self.assertEqual(batched.names, one_by_one.names)
+        self.assertEqual(batched.cuts, one_by_one.cuts)
 
     def test_updates_share_untouched_data(self) -> None:
         zone = example_zone()
