@@ -106,6 +106,7 @@ class Primary(service.MultiService):
         self._sync_again = False
         self._fetched_at_start = False
         self._keys: KeyLoad | None = None
+        self._key_blobs: frozenset[tuple[str, str]] = frozenset()
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
@@ -241,15 +242,21 @@ class Primary(service.MultiService):
         for error in result.errors:
             self.metrics.zone_load_errors += 1
             log.error("Zone not loaded: {error}", error=str(error))
-        key_files = {f.name: f.data for f in snapshot.files if is_key_file(f.name)}
+        key_blobs = frozenset((f.name, f.blob_id) for f in snapshot.files if is_key_file(f.name))
         old_keys = self._keys.keyring if self._keys else {}
-        self._keys = load_keys(key_files, self._keys)
-        for warning in self._keys.warnings:
-            log.warn("Key ignored: {warning}", warning=warning)
+        keyring = self.authority.served.keyring
+        if self._keys is None or key_blobs != self._key_blobs:
+            # Read again only when a key file changed (not for every UPDATE's commit).
+            key_files = {f.name: f.data for f in snapshot.files if is_key_file(f.name)}
+            self._keys = load_keys(key_files, self._keys)
+            self._key_blobs = key_blobs
+            keyring = self._keys.tsig_keyring()
+            for warning in self._keys.warnings:
+                log.warn("Key ignored: {warning}", warning=warning)
         added = [key for name, key in self._keys.keyring.items() if old_keys.get(name) != key]
         served = Served(
             zones=result.zoneset,
-            keyring=self._keys.tsig_keyring(),
+            keyring=keyring,
             may=may,
             open_axfr=self.config.open_axfr,
             journal=extend_journal(self.authority.served.journal, result.zoneset, loaded.deltas),
