@@ -47,6 +47,7 @@ from twisted.logger import Logger
 from gitdns import certify
 from gitdns.client import DNSClientError, bound_to_listen_address, query_tcp, query_tcp_then_udp
 from gitdns.keys import Key, Operation
+from gitdns.privileges import give_away_to_twistd_user
 from gitdns.respond import Reply, Served, header_error
 from gitdns.secondary import Secondary, SecondaryConfig
 from gitdns.zones import LoadResult, Zone, ZoneSet
@@ -856,6 +857,8 @@ def make_acme(options: Mapping[str, Any]) -> AcmeService:
     )
     acme = AcmeService(config)
     acme.prepare()
+    # Its account key and zone copies, made as root, are written after the drop too.
+    give_away_to_twistd_user(options, config.data_dir)
     return acme
 
 

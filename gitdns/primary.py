@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from gitdns.gitsync import GitSync, Loaded
 from gitdns.keys import Key, KeyLoad, is_key_file, load_keys, may
 from gitdns.metrics import Metrics, metrics_service
 from gitdns.notify import ATTEMPT_TIMEOUT, Notifier, Target, notify_targets
+from gitdns.privileges import give_away_to_twistd_user
 from gitdns.ratelimit import RateLimiter
 from gitdns.respond import Event, NotifyReceived, Reply, Served, UpdateReceived, respond
 from gitdns.server import (
@@ -321,19 +321,6 @@ def make_primary(options: Mapping[str, Any]) -> Primary:
         primary.prepare()
     except GitError as error:
         raise SystemExit(f"gitdns-primary: {error}") from None
-    twistd = getattr(options, "parent", None)
-    if twistd is not None and twistd.get("uid") is not None and os.getuid() == 0:
-        # twistd -u/-g: the clone was made as root; after the privilege drop the
-        # server must still be able to fetch (and commit) in it.
-        give_away(config.data_dir, twistd["uid"], twistd.get("gid"))
+    # The clone was made as root: after the privilege drop it is fetched and committed in.
+    give_away_to_twistd_user(options, config.data_dir)
     return primary
-
-
-def give_away(path: str, uid: int, gid: int | None) -> None:
-    """chown -R path to uid (and gid, default uid's primary group)."""
-    if gid is None:
-        gid = pwd.getpwuid(uid).pw_gid
-    os.chown(path, uid, gid)
-    for top, directories, files in os.walk(path):
-        for name in directories + files:
-            os.chown(os.path.join(top, name), uid, gid, follow_symlinks=False)

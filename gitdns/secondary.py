@@ -35,6 +35,7 @@ from gitdns.authority import GitAuthority
 from gitdns.client import DNSClientError, bound_to_listen_address, exchange_tcp, query_tcp
 from gitdns.keys import Key, KeyRole, Operation, may, tsig_keyring
 from gitdns.metrics import Metrics, metrics_service
+from gitdns.privileges import give_away_to_twistd_user
 from gitdns.respond import NotifyReceived, Reply, Served, respond
 from gitdns.server import DNSStreamFactory, ListenerService, RequestDispatcher, ResponseCache
 from gitdns.update import serial_newer
@@ -757,9 +758,5 @@ def make_secondary(options: Mapping[str, Any]) -> Secondary:
     )
     secondary = Secondary(config)
     secondary.prepare()
-    twistd = getattr(options, "parent", None)
-    if twistd is not None and twistd.get("uid") is not None and os.getuid() == 0:
-        from gitdns.primary import give_away
-
-        give_away(config.data_dir, twistd["uid"], twistd.get("gid"))
+    give_away_to_twistd_user(options, config.data_dir)
     return secondary

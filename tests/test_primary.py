@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.peers import TWISTD, Gitdns, commit, dig, make_repo
+import pytest
+
+from tests.peers import TWISTD, Gitdns, TsigKey, commit, dig, free_port, make_repo
 
 MIRAGE = """\
 $ORIGIN mirage.
@@ -15,6 +17,9 @@ ns1     A       127.0.0.1
 www	A	1.1.1.1
 """
 KEYS = "personal._update.mirage. DNSKEY 0 3 163 kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg=\n"
+KEY = TsigKey(
+    "127.0.0.1.127.0.0.1._transfer.mirage", "kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="
+)
 
 
 def test_dig_over_udp_and_tcp(gitdns) -> None:
@@ -131,6 +136,55 @@ def test_privileged_port_then_privileges_dropped(tmp_path) -> None:
         owners = {path.stat().st_uid for path in [data, *data.rglob("*")]}
         assert owners == {nobody}
         assert (data.stat().st_mode & 0o777) == 0o700
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        ["gitdns-secondary", "--key", KEY.cli],
+        [
+            "gitdns-acme",
+            "--key",
+            KEY.cli,
+            "--primary",
+            "127.0.0.1:9",
+            "--directory",
+            "https://127.0.0.1:9/dir",
+        ],
+    ],
+    ids=["secondary", "acme"],
+)
+def test_other_services_hand_their_data_to_the_user(tmp_path, service) -> None:
+    """twistd -u/-g for gitdns-secondary and gitdns-acme: what they wrote as root before
+    the privilege drop (their data directory, the ACME account key) goes to that user."""
+    import pwd
+    import time
+
+    data = tmp_path / "data"
+    port = free_port("127.0.0.1")
+    command = [TWISTD, "-n", "--pidfile=", "-u", "nobody", "-g", "nogroup", *service]
+    command += ["--listen", f"127.0.0.1:{port}", "--data-dir", str(data)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    nobody = pwd.getpwnam("nobody").pw_uid
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and server.poll() is None:
+            with open(f"/proc/{server.pid}/status") as status:
+                uid_line = next(line for line in status if line.startswith("Uid:"))
+            if uid_line.split()[1:] == [str(nobody)] * 4:
+                break
+            time.sleep(0.2)
+        assert server.poll() is None, server.communicate()[0]
+        assert uid_line.split()[1:] == [str(nobody)] * 4
+        owners = {path.stat().st_uid for path in [data, *data.rglob("*")]}
+        assert owners == {nobody}
     finally:
         server.terminate()
         try:
