@@ -130,19 +130,12 @@ def test_privileged_port_then_privileges_dropped(tmp_path) -> None:
         ):
             time.sleep(0.2)
         assert dig("+short", "www.mirage", port=53).strip() == "1.1.1.1"
-        with open(f"/proc/{server.pid}/status") as status:
-            uid_line = next(line for line in status if line.startswith("Uid:"))
-        assert uid_line.split()[1:] == [str(nobody)] * 4
+        assert uids(server) == [nobody] * 4
         owners = {path.stat().st_uid for path in [data, *data.rglob("*")]}
         assert owners == {nobody}
         assert (data.stat().st_mode & 0o777) == 0o700
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        stop(server)
 
 
 @pytest.mark.parametrize(
@@ -176,19 +169,28 @@ def test_other_services_hand_their_data_to_the_user(tmp_path, service) -> None:
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and server.poll() is None:
-            with open(f"/proc/{server.pid}/status") as status:
-                uid_line = next(line for line in status if line.startswith("Uid:"))
-            if uid_line.split()[1:] == [str(nobody)] * 4:
+            if uids(server) == [nobody] * 4:
                 break
             time.sleep(0.2)
         assert server.poll() is None, server.communicate()[0]
-        assert uid_line.split()[1:] == [str(nobody)] * 4
+        assert uids(server) == [nobody] * 4
         owners = {path.stat().st_uid for path in [data, *data.rglob("*")]}
         assert owners == {nobody}
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        stop(server)
+
+
+def uids(process: subprocess.Popen) -> list[int]:
+    """Real, effective, saved and file-system user ids of a running process."""
+    with open(f"/proc/{process.pid}/status") as status:
+        line = next(line for line in status if line.startswith("Uid:"))
+    return [int(field) for field in line.split()[1:]]
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
