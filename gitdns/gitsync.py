@@ -47,7 +47,7 @@ PUSH_LATEST = 3.0
 # together last time (in the last commit and queued behind it), wait this long for the
 # others: clients answered together send their next UPDATEs together, and one commit
 # (one disk flush) for all of them beats two for half of them each.
-GATHER_WAIT = 0.003
+GATHER_WAIT = 0.005
 
 # Seconds between push attempts while the remote is unreachable, growing to the last.
 PUSH_RETRY = (1, 2, 5, 10, 30, 60, 120, 300)
