@@ -115,7 +115,8 @@ def zones(draw: st.DrawFn) -> str:
             lines.append(f"@ A {draw(addresses)}")
         else:
             lines.append(f"{owner}0 A {draw(addresses)}")
-    return "\n".join(lines) + "\n"
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    return end.join(lines) + end
 
 
 class SelectedLinesTests(SynchronousTestCase):
