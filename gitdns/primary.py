@@ -33,13 +33,10 @@ from gitdns.server import (
     ResponseCache,
 )
 from gitdns.update import serial_newer
-from gitdns.xfr import Delta
-from gitdns.zones import LoadResult, Zone, ZoneSet
+from gitdns.xfr import extend_journal
+from gitdns.zones import LoadResult, Zone
 
 log = Logger()
-
-# Differences kept per zone for IXFR.
-JOURNAL_LENGTH = 100
 
 # Seconds between attempts to reach an unreachable remote, growing to the last value.
 FETCH_RETRY = (5, 10, 30, 60, 120, 300)
@@ -59,33 +56,6 @@ class PrimaryConfig:
     rrl_slip: int = 2
     # --metrics HOST:PORT: Prometheus text on http://HOST:PORT/metrics.
     metrics: tuple[str, int] | None = None
-
-
-def extend_journal(
-    journal: Mapping[dns.name.Name, tuple[Delta, ...]],
-    zones: ZoneSet,
-    deltas: Mapping[dns.name.Name, Delta],
-) -> dict[dns.name.Name, tuple[Delta, ...]]:
-    """The IXFR journal after a reload: each zone's differences, oldest first, bounded.
-
-    A change that kept the serial breaks the chain (one serial, two contents): that
-    zone's journal starts over, and clients asking from older serials get AXFR-style.
-    """
-    extended = {}
-    for origin, zone in zones.zones.items():
-        steps = journal.get(origin, ())
-        step = deltas.get(origin)
-        if step is not None:
-            steps = (*steps, step) if serial_newer(step.new_serial, step.old_serial) else ()
-            # Keep differences while they stay smaller than the zone (else AXFR is
-            # better); its number of names stands in for its size, at no cost.
-            while len(steps) > JOURNAL_LENGTH or (
-                len(steps) > 1 and sum(s.size for s in steps) > len(zone.nodes)
-            ):
-                steps = steps[1:]
-        if steps:
-            extended[origin] = steps
-    return extended
 
 
 class Primary(service.MultiService):

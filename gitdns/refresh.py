@@ -32,6 +32,7 @@ import dns.tsig
 import dns.xfr
 
 from gitdns.update import serial_newer, successor
+from gitdns.xfr import Delta, zone_delta
 from gitdns.zones import Zone
 
 # Before we hold a copy there is no SOA to take retry from: retry soon, backing off.
@@ -404,6 +405,14 @@ class Incoming:
             for name, rdatasets in committed.written.items()
         }
         return successor(base, touched)
+
+    def difference(self, new: Zone) -> Delta | None:
+        """How the zone we held became new, when an IXFR said so (for our own journal);
+        None after a whole zone came."""
+        committed, base = self.manager.committed, self.manager.base
+        if committed is None or committed.replacement or base is None:
+            return None
+        return zone_delta(base, new, committed.written)
 
     @property
     def incremental(self) -> bool:

@@ -39,6 +39,7 @@ from gitdns.privileges import give_away_to_twistd_user
 from gitdns.respond import NotifyReceived, Reply, Served, respond
 from gitdns.server import DNSStreamFactory, ListenerService, RequestDispatcher, ResponseCache
 from gitdns.update import serial_newer
+from gitdns.xfr import Delta, extend_journal
 from gitdns.zonefile import ZoneFileError
 from gitdns.zones import LoadResult, Zone, ZoneSet, parse_zone
 
@@ -246,6 +247,9 @@ class _Carried:
         self.configured = configured
         self.state = refresh.ZoneRefresh(origin, configured=configured)
         self.zone: Zone | None = None
+        # The differences between the versions we served lately (IXFR to our own
+        # secondaries), as the primary's journal.
+        self.journal: tuple[Delta, ...] = ()
         # The primary that answered the last SOA query: the transfer goes there.
         self.answered: Source | None = None
         self.timer: IDelayedCall | None = None
@@ -470,7 +474,7 @@ class Secondary(service.MultiService):
             zone=str(carried.origin),
             more="" if forget else " (asking again later)",
         )
-        carried.zone = None
+        carried.zone, carried.journal = None, ()
         if forget:
             self._cancel_timer(carried)
             del self.carried[carried.origin]
@@ -576,11 +580,16 @@ class Secondary(service.MultiService):
         )
         idle.append(self.clock.callLater(TRANSFER_IDLE_TIMEOUT, exchange.cancel))
 
-        def build(_: object) -> defer.Deferred[Zone | None]:
+        def build(_: object) -> defer.Deferred[tuple[Zone | None, Delta | None]]:
             # Indexing a large zone takes seconds: not on the reactor thread.
-            return threads.deferToThread(incoming.build)
+            def indexed() -> tuple[Zone | None, Delta | None]:
+                new = incoming.build()
+                return new, incoming.difference(new) if new is not None else None
 
-        def done(new: Zone | None) -> None:
+            return threads.deferToThread(indexed)
+
+        def done(outcome: tuple[Zone | None, Delta | None]) -> None:
+            new, step = outcome
             kind = action.kind
             if incoming.ixfr and not incoming.incremental:
                 kind = "IXFR (AXFR-style)"
@@ -604,6 +613,14 @@ class Secondary(service.MultiService):
                 return
             if new is not None:
                 carried.zone = new
+                # A whole zone breaks the chain of differences: start again from it.
+                carried.journal = (
+                    ()
+                    if step is None
+                    else extend_journal(
+                        {origin: carried.journal}, ZoneSet({origin: new}), {origin: step}
+                    ).get(origin, ())
+                )
                 self._publish({origin})
                 self._save_zone(carried, new)
             assert carried.zone is not None
@@ -684,6 +701,11 @@ class Secondary(service.MultiService):
                 origin for origin, c in carried.items() if c.state.expired and c.zone is not None
             ),
             accepts_updates=False,
+            journal={
+                origin: c.journal
+                for origin, c in carried.items()
+                if c.zone is not None and c.journal
+            },
             notify_sources={
                 origin: frozenset(source.address for source in c.sources)
                 for origin, c in carried.items()

@@ -11,7 +11,7 @@ versions, as they are loaded from git or made by UPDATE).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.exception
@@ -24,7 +24,8 @@ import dns.renderer
 import dns.rrset
 
 from gitdns.tsig import Signature, add_signature
-from gitdns.zones import Zone
+from gitdns.update import serial_newer
+from gitdns.zones import Zone, ZoneSet
 
 # Below the 65535 maximum so that a TSIG record always fits behind the records.
 MESSAGE_SIZE = 64000
@@ -63,18 +64,22 @@ def delta(old: Zone, new: Zone, removed: Iterable[Record], added: Iterable[Recor
     return Delta(old.soa, new.soa, _without_soa(removed), _without_soa(added))
 
 
-def zone_delta(old: Zone, new: Zone) -> Delta:
-    """The difference of two versions, node by node (unchanged nodes are shared or equal)."""
+def zone_delta(old: Zone, new: Zone, names: Iterable[dns.name.Name] | None = None) -> Delta:
+    """The difference of two versions, node by node (unchanged nodes are shared or equal);
+    only at names, when the change is known to be there."""
     removed: list[Record] = []
     added: list[Record] = []
-    for name, node in old.nodes.items():
+    empty: dict[int, dns.rrset.RRset] = {}
+    olds = old.nodes.items() if names is None else [(n, old.nodes.get(n, empty)) for n in names]
+    news = new.nodes.items() if names is None else [(n, new.nodes.get(n, empty)) for n in names]
+    for name, node in olds:
         other = new.nodes.get(name, {})
         if other is node:
             continue
         for rdtype, rrset in node.items():
             if other.get(rdtype) != rrset or other[rdtype].ttl != rrset.ttl:
                 removed += _split(rrset, other.get(rdtype))
-    for name, node in new.nodes.items():
+    for name, node in news:
         other = old.nodes.get(name, {})
         if other is node:
             continue
@@ -88,6 +93,37 @@ def _split(rrset: dns.rrset.RRset, other: dns.rrset.RRset | None) -> list[Record
     """Records of rrset not in other (all of them when the TTL differs)."""
     keep = set(other) if other is not None and other.ttl == rrset.ttl else set()
     return [(rrset.name, rrset.ttl, rdata) for rdata in rrset if rdata not in keep]
+
+
+# Differences kept per zone for IXFR.
+JOURNAL_LENGTH = 100
+
+
+def extend_journal(
+    journal: Mapping[dns.name.Name, tuple[Delta, ...]],
+    zones: ZoneSet,
+    deltas: Mapping[dns.name.Name, Delta],
+) -> dict[dns.name.Name, tuple[Delta, ...]]:
+    """The IXFR journal after a reload: each zone's differences, oldest first, bounded.
+
+    A change that kept the serial breaks the chain (one serial, two contents): that
+    zone's journal starts over, and clients asking from older serials get AXFR-style.
+    """
+    extended = {}
+    for origin, zone in zones.zones.items():
+        steps = journal.get(origin, ())
+        step = deltas.get(origin)
+        if step is not None:
+            steps = (*steps, step) if serial_newer(step.new_serial, step.old_serial) else ()
+            # Keep differences while they stay smaller than the zone (else AXFR is
+            # better); its number of names stands in for its size, at no cost.
+            while len(steps) > JOURNAL_LENGTH or (
+                len(steps) > 1 and sum(s.size for s in steps) > len(zone.nodes)
+            ):
+                steps = steps[1:]
+        if steps:
+            extended[origin] = steps
+    return extended
 
 
 def condense(deltas: Sequence[Delta]) -> Delta:

@@ -255,6 +255,24 @@ def test_secondary_of_gitdns_primary_follows_notify(servers) -> None:
         "serial 1 -> 2" in log
     ), log
     assert axfr_text(ours, "mirage.", TRANSFER) == axfr_text(primary, "mirage.", TRANSFER)
+    # The secondary keeps a journal too: its own secondaries get the difference.
+    difference = dig(
+        "mirage",
+        "IXFR=1",
+        "-y",
+        f"hmac-sha256:{TRANSFER.name}:{SECRET}",
+        "+noall",
+        "+answer",
+        port=ours.port,
+    ).split("\n")
+    records = [line.split() for line in difference if line and not line.startswith(";")]
+    assert [(r[3], r[6] if r[3] == "SOA" else r[4]) for r in records] == [
+        ("SOA", "2"),
+        ("SOA", "1"),
+        ("SOA", "2"),
+        ("A", "2.2.2.2"),
+        ("SOA", "2"),
+    ], difference
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as scraped:
         metrics = scraped.read().decode()

@@ -13,10 +13,9 @@ import dns.versioned
 import dns.xfr
 from twisted.trial.unittest import SynchronousTestCase
 
-from gitdns.primary import extend_journal
 from gitdns.respond import Served, respond
 from gitdns.test.zonedata import EXAMPLE, zoneset
-from gitdns.xfr import condense, ixfr_plan, zone_delta
+from gitdns.xfr import condense, extend_journal, ixfr_plan, zone_delta
 
 ORIGIN = dns.name.from_text("example.")
 HOSTS = "".join(f"h{i} 300 IN A 10.0.{i // 256}.{i % 256}\n" for i in range(200))
@@ -62,6 +61,12 @@ class DeltaTests(SynchronousTestCase):
         old = version(1)
         new = zoneset(example=EXAMPLE.replace("2024010101", "2")).zones[ORIGIN]
         self.assertIsNone(ixfr_plan(new, (zone_delta(old, new),), 1))
+
+    def test_difference_at_known_names(self) -> None:
+        one, two = version(1), version(2, "t 300 IN A 192.0.2.9\n")
+        touched = [dns.name.from_text("t.example."), ORIGIN]
+        self.assertEqual(zone_delta(one, two, touched), zone_delta(one, two))
+        self.assertEqual(zone_delta(one, two, [ORIGIN]).added, ())
 
     def test_journal_breaks_when_serial_did_not_increase(self) -> None:
         one, two = version(1), version(1, "t 300 IN A 192.0.2.9\n")
