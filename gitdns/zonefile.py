@@ -164,9 +164,12 @@ class _Bad(Exception):
 
 # A line without these is cut with str.split (whose idea of white space is the zone
 # file's once these are excluded); one whose first such character is a quote and that
-# has none of the others is cut at the quotes; any other goes through _SCAN.
-_SPECIAL = re.compile(r'["()\\\x0b\x0c\x1c-\x1f]|[^\x00-\x7f]')
-_CAREFUL = re.compile(r"[()\\\x0b\x0c\x1c-\x1f]|[^\x00-\x7f]")
+# has none of the others is cut at the quotes; any other goes through _SCAN. They are
+# '"', '(', ')', backslash, the controls that str.split takes for white space (VT, FF,
+# \x1c-\x1f) and anything not ASCII: written as the complement of one character class,
+# which the regex engine scans several times faster than alternatives.
+_SPECIAL = re.compile(r"[^\x00-\x0a\x0d-\x1b\x20\x21\x23-\x27\x2a-\x5b\x5d-\x7f]")
+_CAREFUL = re.compile(r"[^\x00-\x0a\x0d-\x1b\x20-\x27\x2a-\x5b\x5d-\x7f]")  # a quote is fine
 _SCAN = re.compile(
     r"""
     (?P<space>[ \t]+)
@@ -199,6 +202,11 @@ _SINGLETONS = frozenset(t for t in RT if dns.rdatatype.is_singleton(t))
 _COVERING = frozenset((RT.RRSIG, RT.SIG))
 # Read per record: a module constant costs a tenth of an enum attribute's lookup.
 _NONE, _SOA, _TXT = RT.NONE, RT.SOA, RT.TXT
+_inet_pton, _AF_INET = socket.inet_pton, socket.AF_INET
+# How many spellings, data and strings the reader remembers to share (names, shared,
+# strings): a table that is full is emptied, and what recurs is learnt again. Unbounded,
+# they would hold an entry for every unique value of a big zone until it is read.
+_REMEMBERED = 8192
 # Types whose data often repeats across names: built once, hashed once, shared.
 _SHARED = frozenset((RT.MX, RT.NS, RT.SRV, RT.CNAME, RT.DNAME))
 _NEUTRAL = dns.node.NodeKind.NEUTRAL
@@ -243,6 +251,13 @@ def _split_quoted(line: str) -> tuple[list[str], list[bool]] | None:
     """Cut a line whose only special characters are quotes (and ; comments), or None
     when a quote is not closed (the careful scanner then says where)."""
     parts = line.split('"')
+    if len(parts) == 3 and ";" not in parts[0] and (not parts[2] or parts[2].isspace()):
+        # The common case: one quoted string at the end (TXT "v=spf1 -all").
+        toks = parts[0].split()
+        quoted = [False] * len(toks)
+        toks.append(parts[1])
+        quoted.append(True)
+        return toks, quoted
     last = len(parts) - 1
     toks: list[str] = []
     quoted: list[bool] = []
@@ -509,6 +524,9 @@ class _Reader:
         size = len(text)
         pos = 0
         lineno = 0
+        # Where the next special character is, at or after pos (size: none): one search
+        # skips all the plain lines before it.
+        next_special = -1
         toks: list[str] = []
         quoted: list[bool] | None = None
         where: list[tuple[int, int, int]] | None = None
@@ -519,16 +537,18 @@ class _Reader:
                 if end < 0:
                     end = size
                 line = text[pos:end]
-                found = special(line)
-                if found is None:
+                if next_special < pos:
+                    found = special(text, pos)
+                    next_special = size if found is None else found.start()
+                if next_special >= end:
                     cut = line.find(";")
                     if cut >= 0:
                         line = line[:cut]
                     toks = line.split()
                     quoted = None
                 elif (
-                    line[found.start()] == '"'
-                    and not careful(line, found.start())
+                    text[next_special] == '"'
+                    and not careful(line, next_special - pos)
                     and (split := _split_quoted(line)) is not None
                 ):
                     toks, quoted = split
@@ -665,10 +685,20 @@ class _Reader:
         return name.is_subdomain(self.zone_origin)
 
     def name(self, text: str, index: int) -> _Entry:
-        entry = self.names.get(text)
+        names = self.names
+        entry = names.get(text)
         if entry is None:
-            entry = self.names[text] = self.new_name(text, index)
+            if len(names) >= _REMEMBERED:
+                names.clear()
+            entry = names[text] = self.new_name(text, index)
         return entry
+
+    def share(self, key: tuple, items: dict) -> dict:
+        """Remember the items dict made for data key, to share it with repeats."""
+        if len(self.shared) >= _REMEMBERED:
+            self.shared.clear()
+        self.shared[key] = items
+        return items
 
     def new_name(self, text: str, index: int) -> _Entry:
         origin = self.origin
@@ -980,7 +1010,7 @@ class _Reader:
             _fields(toks, k, rdtype, ("IPv4 address",))
         text = toks[k]
         try:
-            socket.inet_pton(socket.AF_INET, text)
+            _inet_pton(_AF_INET, text)
         except (OSError, ValueError, UnicodeError):
             raise _Bad(k, f"bad IPv4 address '{text}'") from None
         return {_new_a(text): None}  # inet_pton takes nothing but the canonical form
@@ -1004,7 +1034,7 @@ class _Reader:
         key = (rdtype, toks[k])
         items = self.shared.get(key)
         if items is None:
-            items = self.shared[key] = {_new_target[rdtype](self.name(toks[k], k)[0]): None}
+            items = self.share(key, {_new_target[rdtype](self.name(toks[k], k)[0]): None})
         return items
 
     def rdata_mx(self, toks: list[str], k: int, rdtype: RT) -> dict:
@@ -1015,7 +1045,7 @@ class _Reader:
         if items is None:
             preference = _uint(toks[k], k, "MX preference", 65535)
             rd = _new_mx(preference, self.name(toks[k + 1], k + 1)[0])
-            items = self.shared[key] = {rd: None}
+            items = self.share(key, {rd: None})
         return items
 
     def rdata_srv(self, toks: list[str], k: int, rdtype: RT) -> dict:
@@ -1030,7 +1060,7 @@ class _Reader:
                 _uint(toks[k + 2], k + 2, "SRV port", 65535),
                 self.name(toks[k + 3], k + 3)[0],
             )
-            items = self.shared[key] = {rd: None}
+            items = self.share(key, {rd: None})
         return items
 
     def rdata_soa(self, toks: list[str], k: int, rdtype: RT) -> dict:
@@ -1056,7 +1086,12 @@ class _Reader:
             value = toks[index].encode()
             if len(value) > 255:
                 raise _Bad(index, f"TXT string of {len(value)} octets (at most 255)")
-            values.append(strings.setdefault(value, value))  # SPF and the like repeat
+            shared = strings.get(value)
+            if shared is None:  # SPF and the like repeat
+                if len(strings) >= _REMEMBERED:
+                    strings.clear()
+                shared = strings[value] = value
+            values.append(shared)
         return {_new_txt(tuple(values)): None}
 
     def generic(
