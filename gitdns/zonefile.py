@@ -678,6 +678,8 @@ class _Reader:
         self.origin_key = key if isinstance(key, bytes) else None
         self.origin_in_zone = self.in_zone(key, origin)
         self.origin_length = sum(map(len, origin.labels)) + len(origin.labels)
+        # The longest label a name below the origin may start with.
+        self.label_limit = min(63, 255 - 1 - self.origin_length)
 
     def in_zone(self, key: Any, name: dns.name.Name) -> bool:
         if isinstance(key, bytes) and self.zone_suffix is not None:
@@ -979,7 +981,7 @@ class _Reader:
                 label = text.encode()
                 name = _new_name((label, *self.origin.labels))
                 in_zone = self.origin_in_zone or name.is_subdomain(self.zone_origin)
-                bad = len(label) > 63 or len(label) + 1 + self.origin_length > 255
+                bad = len(label) > self.label_limit
                 return name, in_zone, bad
         return entry[0], entry[2], False
 
