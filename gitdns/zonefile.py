@@ -858,8 +858,11 @@ class _Reader:
         covering = covers != _NONE or rdtype in _COVERING
         fresh: dict[int, dns.rrset.RRset] = {}
         node = self.nodes.setdefault(name, fresh)  # one hash of name, new or not
-        if node is fresh:
-            rrset = self.new_rrset(self.owner_name(owner), rdtype, covers, ttl, items, shared)
+        if node is fresh:  # most records start a name: new_rrset written out
+            if owner[2]:
+                self.owner_name(owner)  # raises: the label is too long
+            rrset = _new_rrset(name, rdtype, covers, ttl, self.own(items) if shared else items)
+            self.rrsets.append(rrset)
             node[rdtype] = rrset
             if covering:
                 self.covering[name] = [rrset]
@@ -914,15 +917,18 @@ class _Reader:
     def new_rrset(
         self, name: dns.name.Name, rdtype: RT, covers: RT, ttl: int, items: dict, shared: bool
     ) -> dns.rrset.RRset:
-        if shared and _OWN_ITEMS:
+        rrset = _new_rrset(name, rdtype, covers, ttl, self.own(items) if shared else items)
+        self.rrsets.append(rrset)
+        return rrset
+
+    def own(self, items: dict) -> dict:
+        """The items dict for a new RRset, from one the builders keep for repeated data."""
+        if _OWN_ITEMS:
             # Served RRsets are never modified, so RRsets of the same data at many names
             # can hold one items dict (copied should a record be added while reading).
             self.shared_items.add(id(items))
-        elif shared:
-            items = items.copy()
-        rrset = _new_rrset(name, rdtype, covers, ttl, items)
-        self.rrsets.append(rrset)
-        return rrset
+            return items
+        return items.copy()
 
     def node_rrsets(
         self, name: dns.name.Name, node: dict[int, dns.rrset.RRset]
