@@ -482,7 +482,6 @@ class _Reader:
         # the Name objects keeps the zone small.
         self.tables: dict[tuple[bytes, ...], dict[str, _Entry]] = {}
         self.set_origin(origin)
-        self.name("@", 0)
         # The owner of the last record, and how it was spelled under the current $ORIGIN
         # (None: not since that $ORIGIN).
         self.last_owner: _Owner = (origin, True, False)

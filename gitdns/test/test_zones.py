@@ -202,6 +202,24 @@ class ZoneIndexTests(SynchronousTestCase):
         }
         self.assertEqual(sizes, {b"a": 1, b"b": 2, b"c": 1})
 
+    def test_signatures_indexed_as_zone_does(self) -> None:
+        # One RRSIG RRset per covered type; Zone() keeps the last one made under RRSIG.
+        text = (
+            "$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\n"
+            "a RRSIG A 13 2 300 20300101000000 20200101000000 1 example. dGVzdA==\n"
+            "a A 192.0.2.1\n"
+            "a RRSIG NSEC 13 2 300 20300101000000 20200101000000 1 example. dGVzdA==\n"
+            "a RRSIG A 13 2 300 20300101000000 20200101000000 2 example. dGVzdA==\n"
+            "a NSEC b A NSEC RRSIG\n"
+        )
+        zone = parse_zone(EXAMPLE_NAME, text, "example")
+        made = Zone(EXAMPLE_NAME, read_rrsets(text, EXAMPLE_NAME, "example"))
+        self.assertEqual(zone.nodes, made.nodes)
+        node = zone.nodes[dns.name.from_text("a.example.")]
+        self.assertEqual(list(node), list(made.nodes[dns.name.from_text("a.example.")]))
+        self.assertEqual(node[dns.rdatatype.RRSIG].covers, dns.rdatatype.NSEC)
+        self.assertEqual(len(node[dns.rdatatype.RRSIG]), 1)
+
     def test_what_was_made_is_frozen(self) -> None:
         # The collector is not to walk the zone's objects at its next collections.
         self.assertTrue(gc.isenabled())
