@@ -6,14 +6,28 @@ compares two names through fullcompare(); a 200,000-name zone spends seconds in 
 when their labels are equal ignoring ASCII case; equal names hash alike) from C-level
 bytes operations, about ten times faster. Writing a name without compression skips
 dnspython's per-suffix Name objects.
+
+Rdata hash the wire form they compare by, made through a BytesIO and dnspython's
+generic writer (about 5 µs); for A, AAAA and TXT, the most numerous records of a big
+zone, and SOA, which every UPDATE hashes many times, we make the same bytes directly, so
+the hash is the same number.
 """
 
 from __future__ import annotations
 
+import socket
+import struct
 import sys
 from typing import Any
 
 import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import dns.rdtypes.ANY.TXT
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
 
 
 def _hash(self: dns.name.Name) -> int:
@@ -56,11 +70,80 @@ def _to_wire_uncompressed(
     return None
 
 
+def _hash_a(self: dns.rdata.Rdata) -> int:
+    # The address is kept in canonical text, whose inet_pton is dnspython's inet_aton.
+    return hash(socket.inet_pton(socket.AF_INET, self.address))  # type: ignore[attr-defined]
+
+
+def _hash_aaaa(self: dns.rdata.Rdata) -> int:
+    return hash(socket.inet_pton(socket.AF_INET6, self.address))  # type: ignore[attr-defined]
+
+
+def _canonical(name: dns.name.Name) -> bytes:
+    """The name's wire form as rdata digests write it (lower case, relative names end
+    at the root)."""
+    labels = name.labels
+    wire = b"".join([len(label).to_bytes(1, "big") + label.lower() for label in labels])
+    return wire if labels and not labels[-1] else wire + b"\x00"
+
+
+_SOA_NUMBERS = struct.Struct("!IIIII")
+
+
+def _hash_soa(self: dns.rdata.Rdata) -> int:
+    # Every UPDATE hashes the SOA it replaces and the one it makes, many times over.
+    soa: Any = self
+    numbers = _SOA_NUMBERS.pack(soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum)
+    return hash(_canonical(soa.mname) + _canonical(soa.rname) + numbers)
+
+
+def _hash_txt(self: dns.rdata.Rdata) -> int:
+    strings = self.strings  # type: ignore[attr-defined]
+    if len(strings) == 1:
+        (only,) = strings
+        return hash(len(only).to_bytes(1, "big") + only)
+    return hash(b"".join([len(s).to_bytes(1, "big") + s for s in strings]))
+
+
+# class, its fast hash, and records whose wire forms cover what the hash must handle
+_RDATA_HASHES = (
+    (dns.rdtypes.IN.A.A, _hash_a, ("192.0.2.1", "0.0.0.0", "255.255.255.255")),
+    (dns.rdtypes.IN.AAAA.AAAA, _hash_aaaa, ("2001:db8::1", "::", "::ffff:192.0.2.1")),
+    (dns.rdtypes.ANY.TXT.TXT, _hash_txt, ('"v=spf1 -all"', '"" "a" "b;c"', '"\\200x"')),
+    (
+        dns.rdtypes.ANY.SOA.SOA,
+        _hash_soa,
+        (
+            "ns1.example. hostmaster.example. 1 2 3 4 5",
+            "NS1.Ex. H.ex. 4294967295 0 0 0 0",
+            "a b 1 2 3 4 5",
+        ),
+    ),
+)
+
+
+def _install_rdata_hashes() -> None:
+    """Each fast hash replaces dnspython's only if this dnspython lays the class out as we
+    know and the two agree on samples."""
+    for cls, fast, samples in _RDATA_HASHES:
+        if cls.__hash__ is not dns.rdata.Rdata.__hash__:
+            continue
+        rdtype = dns.rdatatype.RdataType.make(cls.__name__)
+        try:
+            records = [dns.rdata.from_text(dns.rdataclass.IN, rdtype, text) for text in samples]
+            agree = all(fast(rd) == dns.rdata.Rdata.__hash__(rd) for rd in records)
+        except Exception:
+            agree = False
+        if agree:
+            cls.__hash__ = fast  # type: ignore[method-assign]
+
+
 def install() -> None:
     dns.name.Name.__hash__ = _hash  # type: ignore[method-assign]
     dns.name.Name.__eq__ = _eq  # type: ignore[method-assign]
     dns.name.Name.__ne__ = _ne  # type: ignore[method-assign]
     dns.name.Name.to_wire = _to_wire_uncompressed  # type: ignore[method-assign]
+    _install_rdata_hashes()
     _rehash_dnspython_tables()
 
 

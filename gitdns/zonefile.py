@@ -79,6 +79,9 @@ class ZoneFileContents:
     # Records whose owner is not at or below the zone origin, as (line, owner): skipped
     # as dnspython does, kept so that `gitdns check` can warn about them.
     out_of_zone: list[tuple[int, dns.name.Name]] = field(default_factory=list)
+    # The same RRsets by owner and type, as gitdns.zones.Zone indexes them (of RRSIGs
+    # covering different types, the last one), for Zone.from_nodes to take over.
+    nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = field(default_factory=dict)
 
 
 def read_rrsets(text: str, origin: dns.name.Name, filename: str) -> list[dns.rrset.RRset]:
@@ -109,14 +112,36 @@ def read_zone_file(text: str, origin: dns.name.Name, filename: str) -> ZoneFileC
     """
     if not origin.is_absolute():
         raise ValueError(f"zone origin {origin} is not absolute")
-    # The reader makes a few objects per record and keeps them all: the cyclic garbage
-    # collector would walk the growing heap again and again (a third of the time).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with CollectionPaused():
         return _Reader(origin, filename).read(text)
-    finally:
-        if collecting:
+
+
+class CollectionPaused:
+    """Pauses the cyclic garbage collector (if it runs) while a zone is read and indexed.
+
+    Reading makes a few objects per record and keeps them all: the collector would walk
+    the growing heap again and again (a third of the time). With ``freeze``, what was
+    made is then moved out of the collector's sight (``gc.freeze``): zone data hold no
+    cycles, are freed by reference counting when the zone is replaced, and walking a
+    million objects costs a second at the next collection and at every full one. The
+    garbage there is beforehand is collected first, so that none is frozen with them.
+    (No contextlib.contextmanager: it sets __traceback__ on the frozen ZoneFileError.)
+    """
+
+    def __init__(self, freeze: bool = False) -> None:
+        self.freeze = freeze
+        self.collecting = False
+
+    def __enter__(self) -> None:
+        self.collecting = gc.isenabled()
+        if self.collecting and self.freeze:
+            gc.collect()  # what earlier loads froze is not walked again: cheap
+        gc.disable()
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if self.collecting:
+            if self.freeze and kind is None:
+                gc.freeze()
             gc.enable()
 
 
@@ -139,9 +164,12 @@ class _Bad(Exception):
 
 # A line without these is cut with str.split (whose idea of white space is the zone
 # file's once these are excluded); one whose first such character is a quote and that
-# has none of the others is cut at the quotes; any other goes through _SCAN.
-_SPECIAL = re.compile(r'["()\\\x0b\x0c\x1c-\x1f]|[^\x00-\x7f]')
-_CAREFUL = re.compile(r"[()\\\x0b\x0c\x1c-\x1f]|[^\x00-\x7f]")
+# has none of the others is cut at the quotes; any other goes through _SCAN. They are
+# '"', '(', ')', backslash, the controls that str.split takes for white space (VT, FF,
+# \x1c-\x1f) and anything not ASCII: written as the complement of one character class,
+# which the regex engine scans several times faster than alternatives.
+_SPECIAL = re.compile(r"[^\x00-\x0a\x0d-\x1b\x20\x21\x23-\x27\x2a-\x5b\x5d-\x7f]")
+_CAREFUL = re.compile(r"[^\x00-\x0a\x0d-\x1b\x20-\x27\x2a-\x5b\x5d-\x7f]")  # a quote is fine
 _SCAN = re.compile(
     r"""
     (?P<space>[ \t]+)
@@ -170,6 +198,15 @@ for _name, _value in RT.__members__.items():
         _TYPES[_name] = _value
         _TYPES[_name.lower()] = _value
 _SINGLETONS = frozenset(t for t in RT if dns.rdatatype.is_singleton(t))
+# Types whose records cover another type: one RRset per covered type at a name.
+_COVERING = frozenset((RT.RRSIG, RT.SIG))
+# Read per record: a module constant costs a tenth of an enum attribute's lookup.
+_NONE, _SOA, _TXT = RT.NONE, RT.SOA, RT.TXT
+_inet_pton, _AF_INET = socket.inet_pton, socket.AF_INET
+# How many spellings, data and strings the reader remembers to share (names, shared,
+# strings): a table that is full is emptied, and what recurs is learnt again. Unbounded,
+# they would hold an entry for every unique value of a big zone until it is read.
+_REMEMBERED = 8192
 # Types whose data often repeats across names: built once, hashed once, shared.
 _SHARED = frozenset((RT.MX, RT.NS, RT.SRV, RT.CNAME, RT.DNAME))
 _NEUTRAL = dns.node.NodeKind.NEUTRAL
@@ -214,6 +251,13 @@ def _split_quoted(line: str) -> tuple[list[str], list[bool]] | None:
     """Cut a line whose only special characters are quotes (and ; comments), or None
     when a quote is not closed (the careful scanner then says where)."""
     parts = line.split('"')
+    if len(parts) == 3 and ";" not in parts[0] and (not parts[2] or parts[2].isspace()):
+        # The common case: one quoted string at the end (TXT "v=spf1 -all").
+        toks = parts[0].split()
+        quoted = [False] * len(toks)
+        toks.append(parts[1])
+        quoted.append(True)
+        return toks, quoted
     last = len(parts) - 1
     toks: list[str] = []
     quoted: list[bool] = []
@@ -415,6 +459,10 @@ class _TokenFeed(dns.tokenizer.Tokenizer):
 # keys are: the labels case-folded and joined with dots (cheap to hash, small), or a
 # tuple of them when a label holds a dot itself.
 _Entry = tuple[dns.name.Name, Any, bool]
+# An owner: (name, at or below the zone origin, one plain label too long to be a name).
+# A plain label's Name is made without new_name's checks; the error, if any, is raised
+# where the owner is first used (owner_name), as for any other name.
+_Owner = tuple[dns.name.Name, bool, bool]
 
 
 def _key(labels: tuple[bytes, ...]) -> bytes | tuple[bytes, ...]:
@@ -434,9 +482,10 @@ class _Reader:
         # the Name objects keeps the zone small.
         self.tables: dict[tuple[bytes, ...], dict[str, _Entry]] = {}
         self.set_origin(origin)
-        self.name("@", 0)  # owner_name() finds every spelling but plain labels there
-        # The owner of the last record: (key, in zone, spelling, origin it was read under).
-        self.last_owner: tuple[Any, bool, str, dns.name.Name] = (self.zone_key, True, "@", origin)
+        # The owner of the last record, and how it was spelled under the current $ORIGIN
+        # (None: not since that $ORIGIN).
+        self.last_owner: _Owner = (origin, True, False)
+        self.last_spelling: str | None = None
         # The TTL state of dns.zonefile.Reader (in its RFC 2308 mode).
         self.last_ttl: int | None = None
         self.default_ttl: int | None = None
@@ -444,14 +493,19 @@ class _Reader:
         self.ttls: dict[str, int] = {}
         self.types: dict[str, RT] = dict(_TYPES)
         self.strings: dict[bytes, bytes] = {}
-        # Owner key -> its RRset, or a list of them when it has several types. Nothing
-        # else is kept per name: it is most of the memory a big zone needs.
-        self.nodes: dict[Any, dns.rrset.RRset | list[dns.rrset.RRset]] = {}
+        # Owner -> type -> RRset, as the Zone keeps them: nothing else is kept per name
+        # (it is most of the memory a big zone needs). RRSIGs, one RRset per covered
+        # type, are all in covering.
+        self.nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}
+        self.covering: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
         self.rrsets: list[dns.rrset.RRset] = []
         self.out_of_zone: list[tuple[int, dns.name.Name]] = []
-        # When set, (owner key, type keys): stop at the first such record and say where
+        # The items dicts that RRsets of repeated data share (by id): copied before a
+        # record is added to one.
+        self.shared_items: set[int] = set()
+        # When set, (owner, type keys): stop at the first such record and say where
         # (see first_line).
-        self.probe: tuple[Any, frozenset[int]] | None = None
+        self.probe: tuple[dns.name.Name, frozenset[int]] | None = None
         self.text = ""
         # Where the current entry is, for messages: its first line, and when it was cut
         # from one line without _SCAN, that line (columns are found again on error only).
@@ -469,6 +523,9 @@ class _Reader:
         size = len(text)
         pos = 0
         lineno = 0
+        # Where the next special character is, at or after pos (size: none): one search
+        # skips all the plain lines before it.
+        next_special = -1
         toks: list[str] = []
         quoted: list[bool] | None = None
         where: list[tuple[int, int, int]] | None = None
@@ -479,16 +536,18 @@ class _Reader:
                 if end < 0:
                     end = size
                 line = text[pos:end]
-                found = special(line)
-                if found is None:
+                if next_special < pos:
+                    found = special(text, pos)
+                    next_special = size if found is None else found.start()
+                if next_special >= end:
                     cut = line.find(";")
                     if cut >= 0:
                         line = line[:cut]
                     toks = line.split()
                     quoted = None
                 elif (
-                    line[found.start()] == '"'
-                    and not careful(line, found.start())
+                    text[next_special] == '"'
+                    and not careful(line, next_special - pos)
                     and (split := _split_quoted(line)) is not None
                 ):
                     toks, quoted = split
@@ -520,7 +579,7 @@ class _Reader:
                 where = self.scan(self.line_text, 0, self.lineno)[2]
             line_number, column = _locate(bad.index, where)
             raise ZoneFileError(self.filename, line_number, bad.message, column) from None
-        return ZoneFileContents(self.rrsets, self.out_of_zone)
+        return ZoneFileContents(self.rrsets, self.out_of_zone, self.nodes)
 
     def scan(
         self, text: str, pos: int, lineno: int
@@ -611,12 +670,15 @@ class _Reader:
 
     def set_origin(self, origin: dns.name.Name) -> None:
         self.origin = origin
+        self.last_spelling = None
         self.names = self.tables.setdefault(origin.labels, {})
         self.shared: dict[tuple, dict] = {}  # relative names in them depend on the origin
         key = _key(origin.labels)
         self.origin_key = key if isinstance(key, bytes) else None
         self.origin_in_zone = self.in_zone(key, origin)
         self.origin_length = sum(map(len, origin.labels)) + len(origin.labels)
+        # The longest label a name below the origin may start with.
+        self.label_limit = min(63, 255 - 1 - self.origin_length)
 
     def in_zone(self, key: Any, name: dns.name.Name) -> bool:
         if isinstance(key, bytes) and self.zone_suffix is not None:
@@ -624,10 +686,20 @@ class _Reader:
         return name.is_subdomain(self.zone_origin)
 
     def name(self, text: str, index: int) -> _Entry:
-        entry = self.names.get(text)
+        names = self.names
+        entry = names.get(text)
         if entry is None:
-            entry = self.names[text] = self.new_name(text, index)
+            if len(names) >= _REMEMBERED:
+                names.clear()
+            entry = names[text] = self.new_name(text, index)
         return entry
+
+    def share(self, key: tuple, items: dict) -> dict:
+        """Remember the items dict made for data key, to share it with repeats."""
+        if len(self.shared) >= _REMEMBERED:
+            self.shared.clear()
+        self.shared[key] = items
+        return items
 
     def new_name(self, text: str, index: int) -> _Entry:
         origin = self.origin
@@ -691,7 +763,12 @@ class _Reader:
         else:
             if limit == 0:
                 raise _Bad(0, "the owner name must not be quoted")
-            owner = self.last_owner = self.owner(toks[0])
+            text = toks[0]
+            if text == self.last_spelling:
+                owner = self.last_owner
+            else:
+                owner = self.last_owner = self.owner(text)
+                self.last_spelling = text
             k = 1
         if not owner[1]:
             self.out_of_zone.append((self.lineno, self.owner_name(owner)))
@@ -737,10 +814,15 @@ class _Reader:
         k += 1
 
         build = _BUILDERS.get(rdtype)
-        if build is not None and (quoted is None or _plain(toks, quoted, k, rdtype)):
+        if build is not None and (
+            quoted is None
+            # a line cut without _SCAN has no escapes, and TXT data may be quoted
+            or (rdtype == _TXT and self.line_text)
+            or _plain(toks, quoted, k, rdtype)
+        ):
             items = build(self, toks, k, rdtype)
-            shared = rdtype in _SHARED
-            covers = RT.NONE
+            shared = rdtype in _SHARED  # items is kept by the builder for repeats
+            covers = _NONE
         else:
             rd = self.generic(toks, quoted, k, rdtype)
             items = {rd: None}
@@ -753,8 +835,8 @@ class _Reader:
             ttl = self.last_ttl
             if ttl is None or (self.default_ttl is not None and not self.default_ttl_from_soa):
                 ttl = self.default_ttl
-        if rdtype == RT.SOA:
-            if owner[0] != self.zone_key:
+        if rdtype == _SOA:
+            if owner[0] != self.zone_origin:
                 name = self.owner_name(owner)
                 raise _Bad(type_index, f"SOA record of {name} is not at the zone apex")
             if self.default_ttl is None:
@@ -768,61 +850,101 @@ class _Reader:
         if ttl is None:
             raise _Bad(type_index, "no TTL for this record and no $TTL before it")
 
-        if shared:
-            items = items.copy()
-        key = owner[0]
+        name = owner[0]
         probe = self.probe
-        if probe is not None and key == probe[0] and (rdtype | covers << 16) in probe[1]:
+        if probe is not None and name == probe[0] and (rdtype | covers << 16) in probe[1]:
             raise _Found(self.lineno)
-        node = self.nodes.get(key)
-        if node is None:
-            rrset = _new_rrset(self.owner_name(owner), rdtype, covers, ttl, items)
-            self.nodes[key] = rrset
+        covering = covers != _NONE or rdtype in _COVERING
+        fresh: dict[int, dns.rrset.RRset] = {}
+        node = self.nodes.setdefault(name, fresh)  # one hash of name, new or not
+        if node is fresh:  # most records start a name: new_rrset written out
+            if owner[2]:
+                self.owner_name(owner)  # raises: the label is too long
+            rrset = _new_rrset(name, rdtype, covers, ttl, self.own(items) if shared else items)
             self.rrsets.append(rrset)
+            node[rdtype] = rrset
+            if covering:
+                self.covering[name] = [rrset]
             return
-        if node.__class__ is list:
-            for rrset in node:
+        if covering:
+            for rrset in self.covering.get(name, ()):
                 if rrset.rdtype == rdtype and rrset.covers == covers:
                     break
             else:
                 rrset = None
-            others = node
         else:
-            rrset = node if node.rdtype == rdtype and node.covers == covers else None
-            others = [node]
+            rrset = node.get(rdtype)
         if rrset is None:
-            self.check_kind(key, others, rdtype, covers, type_index)
+            others = self.node_rrsets(name, node)
+            self.check_kind(name, others, rdtype, covers, type_index)
             # dnspython names the RRsets of a node as its first record did.
-            rrset = _new_rrset(others[0].name, rdtype, covers, ttl, items)
-            if node.__class__ is list:
-                node.append(rrset)
-            else:
-                self.nodes[key] = [node, rrset]
-            self.rrsets.append(rrset)
+            rrset = self.new_rrset(others[0].name, rdtype, covers, ttl, items, shared)
+            # As Zone() indexes RRsets: by type, the last one made (RRSIGs) winning.
+            node[rdtype] = rrset
+            if covering:
+                self.covering.setdefault(name, []).append(rrset)
             return
         if ttl < rrset.ttl:
             rrset.ttl = ttl
         if rdtype in _SINGLETONS:
             rd = next(iter(items))
             if rd not in rrset:
-                line = self.first_line(key, {rdtype | covers << 16})
+                line = self.first_line(name, {rdtype | covers << 16})
                 raise _Bad(
                     type_index,
                     f"{rrset.name} has a second {rdtype.name} record, but at most one"
                     f" is allowed (see line {line})",
                 )
             # The same record again: dnspython keeps the later spelling.
-            rrset.clear()
-            rrset.add(rd)
+            if _OWN_ITEMS:
+                rrset.items = items
+                if shared:
+                    self.shared_items.add(id(items))
+            else:
+                rrset.clear()
+                rrset.add(rd)
             return
         if _OWN_ITEMS:
-            rrset.items.update(items)  # reuses the hash computed for items
+            mine = rrset.items
+            if id(mine) in self.shared_items:
+                mine = rrset.items = mine.copy()
+            mine.update(items)  # reuses the hash computed for items
         else:
             for rd in items:
                 rrset.add(rd)
 
+    def new_rrset(
+        self, name: dns.name.Name, rdtype: RT, covers: RT, ttl: int, items: dict, shared: bool
+    ) -> dns.rrset.RRset:
+        rrset = _new_rrset(name, rdtype, covers, ttl, self.own(items) if shared else items)
+        self.rrsets.append(rrset)
+        return rrset
+
+    def own(self, items: dict) -> dict:
+        """The items dict for a new RRset, from one the builders keep for repeated data."""
+        if _OWN_ITEMS:
+            # Served RRsets are never modified, so RRsets of the same data at many names
+            # can hold one items dict (copied should a record be added while reading).
+            self.shared_items.add(id(items))
+            return items
+        return items.copy()
+
+    def node_rrsets(
+        self, name: dns.name.Name, node: dict[int, dns.rrset.RRset]
+    ) -> list[dns.rrset.RRset]:
+        """Every RRset at a name, RRSIGs that node does not index included."""
+        rrsets = list(node.values())
+        indexed = set(map(id, rrsets))
+        rrsets += [r for r in self.covering.get(name, ()) if id(r) not in indexed]
+        return rrsets
+
     def check_kind(
-        self, key: Any, others: list[dns.rrset.RRset], rdtype: RT, covers: RT, index: int
+        self,
+        name: dns.name.Name,
+        others: list[dns.rrset.RRset],
+        rdtype: RT,
+        covers: RT,
+        index: int,
     ) -> None:
         """No CNAME beside other data (RFC 1034 section 3.6.2), as dnspython checks."""
         kind = _kind(rdtype, covers)
@@ -836,15 +958,15 @@ class _Reader:
             if _kind(rrset.rdtype, rrset.covers) not in (kind, _NEUTRAL)
         }
         if clash:
-            line = self.first_line(key, clash)
-            name = others[0].name
-            raise _Bad(index, f"{name} has a CNAME and other records (see line {line})")
+            line = self.first_line(name, clash)
+            spelled = others[0].name
+            raise _Bad(index, f"{spelled} has a CNAME and other records (see line {line})")
 
-    def first_line(self, key: Any, type_keys: set[int]) -> int | None:
-        """The line of the first record at key of one of these types: we read the file
+    def first_line(self, name: dns.name.Name, type_keys: set[int]) -> int | None:
+        """The line of the first record at name of one of these types: we read the file
         again rather than remember a line for every record."""
         reader = _Reader(self.zone_origin, self.filename)
-        reader.probe = (key, frozenset(type_keys))
+        reader.probe = (name, frozenset(type_keys))
         try:
             reader.read(self.text)
         except _Found as found:
@@ -853,46 +975,30 @@ class _Reader:
             pass
         return None
 
-    def owner(self, text: str) -> tuple[Any, bool, str, dns.name.Name]:
-        """An owner as (key, in zone, spelling, origin). Its Name is made only when it
-        starts a node (owner_name): most owners are seen once."""
+    def owner(self, text: str) -> _Owner:
+        """The owner a record's first token names. Most are one plain label below the
+        origin, seen once: their Names are made here directly, not kept in names."""
         entry = self.names.get(text)
         if entry is None:
-            if (
-                self.origin_key is None
-                or self.zone_suffix is None
-                or "." in text
-                or "\\" in text
-                or text == "@"
-                or not text.isascii()
-            ):
+            if "." in text or "\\" in text or text == "@" or not text.isascii():
                 entry = self.name(text, 0)
             else:
-                key = text.lower().encode() + b"." + self.origin_key
-                in_zone = self.origin_in_zone or self.in_zone(key, None)
-                return key, in_zone, text, self.origin
-        return entry[1], entry[2], text, self.origin
+                label = text.encode()
+                name = _new_name((label, *self.origin.labels))
+                in_zone = self.origin_in_zone or name.is_subdomain(self.zone_origin)
+                bad = len(label) > self.label_limit
+                return name, in_zone, bad
+        return entry[0], entry[2], False
 
-    def owner_name(self, owner: tuple[Any, bool, str, dns.name.Name]) -> dns.name.Name:
-        text, origin = owner[2], owner[3]
-        if origin is self.origin:
-            entry = self.names.get(text)
-            if entry is not None:
-                return entry[0]
-            label = text.encode()  # owner() saw to it that this is one plain label
-            if len(label) > 63:
+    def owner_name(self, owner: _Owner) -> dns.name.Name:
+        """The owner's Name, once it is used: with the error its spelling deserves."""
+        name = owner[0]
+        if owner[2]:
+            text = name.labels[0].decode()
+            if len(name.labels[0]) > 63:
                 raise _Bad(0, f"bad name '{text}': label longer than 63 octets")
-            if len(label) + 1 + self.origin_length > 255:
-                raise _Bad(0, f"bad name '{text}': longer than 255 octets")
-            return _new_name((label, *origin.labels))
-        # The first record of a name after a $ORIGIN that followed its owner line: read
-        # the spelling under the origin it was written for.
-        current = self.origin
-        self.set_origin(origin)
-        try:
-            return self.name(text, 0)[0]
-        finally:
-            self.set_origin(current)
+            raise _Bad(0, f"bad name '{text}': longer than 255 octets")
+        return name
 
     def type_of(self, text: str, index: int) -> RT:
         try:
@@ -911,7 +1017,7 @@ class _Reader:
             _fields(toks, k, rdtype, ("IPv4 address",))
         text = toks[k]
         try:
-            socket.inet_pton(socket.AF_INET, text)
+            _inet_pton(_AF_INET, text)
         except (OSError, ValueError, UnicodeError):
             raise _Bad(k, f"bad IPv4 address '{text}'") from None
         return {_new_a(text): None}  # inet_pton takes nothing but the canonical form
@@ -935,7 +1041,7 @@ class _Reader:
         key = (rdtype, toks[k])
         items = self.shared.get(key)
         if items is None:
-            items = self.shared[key] = {_new_target[rdtype](self.name(toks[k], k)[0]): None}
+            items = self.share(key, {_new_target[rdtype](self.name(toks[k], k)[0]): None})
         return items
 
     def rdata_mx(self, toks: list[str], k: int, rdtype: RT) -> dict:
@@ -946,7 +1052,7 @@ class _Reader:
         if items is None:
             preference = _uint(toks[k], k, "MX preference", 65535)
             rd = _new_mx(preference, self.name(toks[k + 1], k + 1)[0])
-            items = self.shared[key] = {rd: None}
+            items = self.share(key, {rd: None})
         return items
 
     def rdata_srv(self, toks: list[str], k: int, rdtype: RT) -> dict:
@@ -961,7 +1067,7 @@ class _Reader:
                 _uint(toks[k + 2], k + 2, "SRV port", 65535),
                 self.name(toks[k + 3], k + 3)[0],
             )
-            items = self.shared[key] = {rd: None}
+            items = self.share(key, {rd: None})
         return items
 
     def rdata_soa(self, toks: list[str], k: int, rdtype: RT) -> dict:
@@ -987,7 +1093,12 @@ class _Reader:
             value = toks[index].encode()
             if len(value) > 255:
                 raise _Bad(index, f"TXT string of {len(value)} octets (at most 255)")
-            values.append(strings.setdefault(value, value))  # SPF and the like repeat
+            shared = strings.get(value)
+            if shared is None:  # SPF and the like repeat
+                if len(strings) >= _REMEMBERED:
+                    strings.clear()
+                shared = strings[value] = value
+            values.append(shared)
         return {_new_txt(tuple(values)): None}
 
     def generic(
@@ -1060,7 +1171,7 @@ def _no_type(k: int, count: int) -> _Bad:
 def _plain(toks: list[str], quoted: list[bool], k: int, rdtype: RT) -> bool:
     """Whether the fast builders can take this data (no escapes, no quotes but in TXT)."""
     for index in range(k, len(toks)):
-        if "\\" in toks[index] or (quoted[index] and rdtype != RT.TXT):
+        if "\\" in toks[index] or (quoted[index] and rdtype != _TXT):
             return False
     return True
 

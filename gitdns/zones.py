@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import methodcaller
 
 import dns.exception
 import dns.name
@@ -16,7 +18,7 @@ import dns.rdatatype
 import dns.rrset
 
 from gitdns.keys import is_key_file
-from gitdns.zonefile import ZoneFileError, read_rrsets
+from gitdns.zonefile import CollectionPaused, ZoneFileError, read_zone_file
 
 SOA = dns.rdatatype.SOA
 NS = dns.rdatatype.NS
@@ -28,10 +30,27 @@ class Zone:
     __slots__ = ("cuts", "names", "negative_soa", "nodes", "origin", "serial", "soa")
 
     def __init__(self, origin: dns.name.Name, rrsets: Iterable[dns.rrset.RRset]) -> None:
-        self.origin = origin
-        self.nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}
+        nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}
         for rrset in rrsets:
-            self.nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
+            nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
+        self._index(origin, nodes)
+
+    @classmethod
+    def from_nodes(
+        cls, origin: dns.name.Name, nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]]
+    ) -> Zone:
+        """The Zone of nodes as Zone() would have made them from their RRsets; the dict
+        is taken over, not copied (the reader builds it so: a big zone is not indexed
+        twice)."""
+        zone = cls.__new__(cls)
+        zone._index(origin, nodes)
+        return zone
+
+    def _index(
+        self, origin: dns.name.Name, nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]]
+    ) -> None:
+        self.origin = origin
+        self.nodes = nodes
         apex = self.nodes.get(origin, {})
         if SOA not in apex:
             raise ValueError(f"no SOA record at the zone apex {origin}")
@@ -45,22 +64,26 @@ class Zone:
         self.negative_soa = dns.rrset.from_rdata_list(
             origin, min(self.soa.ttl, self.soa[0].minimum), list(self.soa)
         )
-        self.cuts: frozenset[dns.name.Name] = frozenset(
-            name for name, node in self.nodes.items() if NS in node and name != origin
-        )
+        # The names with NS records but the apex (iterated in C: a big zone has many names).
+        delegated = compress(nodes, map(methodcaller("__contains__", NS), nodes.values()))
+        self.cuts: frozenset[dns.name.Name] = frozenset(delegated) - {origin}
         # Every owner and every empty non-terminal between it and the apex. Most owners
         # sit right below the apex: nothing to look for between, no Name to make.
-        names = set(self.nodes)
-        names.add(origin)
-        depth = len(origin.labels)
-        for name in self.nodes:
+        empty: set[dns.name.Name] = set()
+        depth = len(origin.labels) + 1
+        for name in nodes:
             labels = name.labels
-            for start in range(1, len(labels) - depth):
-                parent = dns.name.Name(labels[start:])
-                if parent in names:
-                    break
-                names.add(parent)
-        self.names: frozenset[dns.name.Name] = frozenset(names)
+            if len(labels) > depth:
+                for start in range(1, len(labels) - depth + 1):
+                    parent = dns.name.Name(labels[start:])
+                    if parent in nodes or parent in empty:
+                        break
+                    empty.add(parent)
+        # The apex is in nodes (it has the SOA). Made from an iterator, the set grows as
+        # it fills (half the table that frozenset(nodes) would size for 2 * len(nodes)).
+        self.names: frozenset[dns.name.Name] = frozenset(iter(nodes))
+        if empty:
+            self.names |= empty
 
     def rrsets(self) -> Iterable[dns.rrset.RRset]:
         for node in self.nodes.values():
@@ -72,11 +95,12 @@ class Zone:
 
 def parse_zone(origin: dns.name.Name, text: str, filename: str) -> Zone:
     """Build a Zone from master-file text; raises ZoneFileError."""
-    rrsets = read_rrsets(text, origin, filename)
-    try:
-        return Zone(origin, rrsets)
-    except ValueError as error:
-        raise ZoneFileError(filename, None, str(error)) from None
+    with CollectionPaused(freeze=True):
+        nodes = read_zone_file(text, origin, filename).nodes
+        try:
+            return Zone.from_nodes(origin, nodes)
+        except ValueError as error:
+            raise ZoneFileError(filename, None, str(error)) from None
 
 
 def zone_name(filename: str) -> dns.name.Name | None:

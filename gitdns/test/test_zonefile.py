@@ -12,6 +12,7 @@ import dns.rrset
 import dns.zone
 from twisted.trial.unittest import SynchronousTestCase
 
+from gitdns import zonefile
 from gitdns.zonefile import ZoneFileError, read_rrsets, read_zone_file
 
 EXAMPLE = dns.name.from_text("example.")
@@ -309,6 +310,12 @@ class MeaningTests(SynchronousTestCase):
     def test_generated_zone_same_as_dnspython(self) -> None:
         text = generated_zone(700)
         self.assertEqual(ours(text), dnspython(text))
+
+    def test_tables_emptied_when_full_change_nothing(self) -> None:
+        # The reader forgets names, shared data and TXT strings past _REMEMBERED.
+        self.patch(zonefile, "_REMEMBERED", 2)
+        for text in [*VALID, generated_zone(100)]:
+            self.assertEqual(ours(text), dnspython(text), text)
 
     def test_rrsets_are_merged_by_owner_and_type(self) -> None:
         text = HEAD + "www 300 A 192.0.2.1\nWWW 60 A 192.0.2.2\nwww A 192.0.2.1\nwww TXT x\n"

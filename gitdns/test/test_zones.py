@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+
 import dns.name
+import dns.rdatatype
+import dns.rrset
+import dns.zone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from gitdns.test.zonedata import EXAMPLE, NESTED
-from gitdns.zones import SourceFile, load_zoneset, zone_name
+from gitdns.zonefile import ZoneFileError, read_rrsets
+from gitdns.zones import NS, SourceFile, Zone, load_zoneset, parse_zone, zone_name
 
 EXAMPLE_NAME = dns.name.from_text("example.")
 NESTED_NAME = dns.name.from_text("nested.example.")
@@ -96,3 +104,129 @@ class LoadTests(SynchronousTestCase):
         self.assertIs(second.zoneset.zones[EXAMPLE_NAME], ready.zone)
         self.assertEqual(second.changed, {EXAMPLE_NAME})
         self.assertEqual(second.errors, [])
+
+
+# Generated zones: owners below the apex, deep ones (empty non-terminals between),
+# spelled in varying case, with or without leading white space, under a second $ORIGIN.
+_owner = st.sampled_from(["@", "a", "A", "b", "*.w", "x.y.z", "X.Y.z", "deep.x.y.z", "n.s", "s"])
+_record = st.one_of(
+    st.tuples(st.just("A"), st.sampled_from(["192.0.2.1", "192.0.2.2", "10.0.0.1"])),
+    st.tuples(st.just("AAAA"), st.sampled_from(["2001:db8::1", "2001:DB8:0::2", "::1"])),
+    st.tuples(st.just("TXT"), st.sampled_from(['"v=spf1 -all"', '"a" "b"', "x", '""'])),
+    st.tuples(st.just("MX"), st.sampled_from(["10 mail", "10 MAIL", "20 mail.other."])),
+    st.tuples(st.just("NS"), st.sampled_from(["ns1", "ns2.other."])),
+    st.tuples(st.just("SRV"), st.sampled_from(["0 5 5060 sip", "1 1 1 sip.other."])),
+    st.tuples(st.just("CAA"), st.sampled_from(['0 issue "ca.example"'])),
+)
+_line = st.tuples(
+    _owner, st.booleans(), st.sampled_from(["", "300 ", "60 IN "]), _record, st.booleans()
+)
+
+
+def _zone_text(lines: list[tuple[str, bool, str, tuple[str, str], bool]]) -> str:
+    out = ["$TTL 3600", "@ SOA ns1 hostmaster 1 7200 3600 1209600 300", "@ NS ns1"]
+    for owner, blank, ttl_class, (rdtype, data), suborigin in lines:
+        if suborigin:
+            out += ["$ORIGIN sub.example.", f"{owner} {ttl_class}{rdtype} {data}"]
+            out.append("$ORIGIN example.")
+        else:
+            out.append(f"{'' if blank else owner} {ttl_class}{rdtype} {data}")
+    return "\n".join(out) + "\n"
+
+
+class ZoneIndexTests(SynchronousTestCase):
+    """parse_zone builds the Zone without Zone(); it must be the one dnspython's reading
+    gives: the same names, types, TTLs and records, of dnspython's own classes."""
+
+    def assert_as_dnspython(self, text: str, origin: dns.name.Name = EXAMPLE_NAME) -> Zone:
+        zone = parse_zone(origin, text, "example")
+        theirs = dns.zone.from_text(text, origin, relativize=False, check_origin=False)
+        expected = {
+            name: {rdataset.rdtype: rdataset for rdataset in node}
+            for name, node in theirs.nodes.items()
+            if len(node)
+        }
+        self.assertEqual(set(zone.nodes), set(expected))
+        for name, node in zone.nodes.items():
+            self.assertIs(type(node), dict)
+            self.assertEqual(set(node), set(expected[name]), name)
+            for rdtype, rrset in node.items():
+                rdataset = expected[name][rdtype]
+                self.assertIs(type(rrset), dns.rrset.RRset)
+                self.assertEqual(rrset.name, name)
+                self.assertEqual((rrset.rdtype, rrset.covers), (rdataset.rdtype, rdataset.covers))
+                self.assertEqual(rrset.ttl, rdataset.ttl)
+                self.assertEqual(len(rrset), len(rdataset))
+                mine = {rd: rd for rd in rrset}
+                for rd in rdataset:
+                    self.assertIn(rd, mine)
+                    self.assertIs(type(mine[rd]), type(rd))
+                    self.assertEqual(hash(mine[rd]), hash(rd))
+                    self.assertEqual(mine[rd].to_wire(), rd.to_wire())
+        names = {origin}
+        for name in expected:
+            while name != origin and name.is_subdomain(origin):
+                names.add(name)
+                name = name.parent()
+        self.assertEqual(zone.names, names)
+        self.assertIsInstance(zone.names, frozenset)
+        cuts = {name for name, node in expected.items() if NS in node and name != origin}
+        self.assertEqual(zone.cuts, cuts)
+        # The same Zone as Zone() makes from the reader's RRsets.
+        made = Zone(origin, read_rrsets(text, origin, "example"))
+        self.assertEqual((made.nodes, made.names, made.cuts), (zone.nodes, zone.names, zone.cuts))
+        self.assertEqual((made.soa, made.serial), (zone.soa, zone.serial))
+        self.assertEqual(made.negative_soa, zone.negative_soa)
+        return zone
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(_line, max_size=25))
+    def test_generated_zones_as_dnspython_reads_them(self, lines: list) -> None:
+        self.assert_as_dnspython(_zone_text(lines))
+
+    def test_shared_zones_as_dnspython_reads_them(self) -> None:
+        self.assert_as_dnspython(EXAMPLE)
+        self.assert_as_dnspython(NESTED, NESTED_NAME)
+
+    def test_repeated_data_added_to_is_not_changed_elsewhere(self) -> None:
+        # RRsets of the same MX (or NS, CNAME...) data share one items dict.
+        text = "$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\n" + "".join(
+            f"{name} MX 10 mail\n" for name in ("a", "b", "c")
+        )
+        text += "b MX 20 mail\n"
+        zone = self.assert_as_dnspython(text)
+        sizes = {
+            name.labels[0]: len(node[dns.rdatatype.MX])
+            for name, node in zone.nodes.items()
+            if dns.rdatatype.MX in node
+        }
+        self.assertEqual(sizes, {b"a": 1, b"b": 2, b"c": 1})
+
+    def test_signatures_indexed_as_zone_does(self) -> None:
+        # One RRSIG RRset per covered type; Zone() keeps the last one made under RRSIG.
+        text = (
+            "$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\n"
+            "a RRSIG A 13 2 300 20300101000000 20200101000000 1 example. dGVzdA==\n"
+            "a A 192.0.2.1\n"
+            "a RRSIG NSEC 13 2 300 20300101000000 20200101000000 1 example. dGVzdA==\n"
+            "a RRSIG A 13 2 300 20300101000000 20200101000000 2 example. dGVzdA==\n"
+            "a NSEC b A NSEC RRSIG\n"
+        )
+        zone = parse_zone(EXAMPLE_NAME, text, "example")
+        made = Zone(EXAMPLE_NAME, read_rrsets(text, EXAMPLE_NAME, "example"))
+        self.assertEqual(zone.nodes, made.nodes)
+        node = zone.nodes[dns.name.from_text("a.example.")]
+        self.assertEqual(list(node), list(made.nodes[dns.name.from_text("a.example.")]))
+        self.assertEqual(node[dns.rdatatype.RRSIG].covers, dns.rdatatype.NSEC)
+        self.assertEqual(len(node[dns.rdatatype.RRSIG]), 1)
+
+    def test_what_was_made_is_frozen(self) -> None:
+        # The collector is not to walk the zone's objects at its next collections.
+        self.assertTrue(gc.isenabled())
+        before = gc.get_freeze_count()
+        zone = parse_zone(EXAMPLE_NAME, EXAMPLE, "example")
+        self.assertGreater(gc.get_freeze_count(), before)
+        self.assertTrue(gc.isenabled())
+        self.assertNotIn(zone, gc.get_objects())
+        self.assertRaises(ZoneFileError, parse_zone, EXAMPLE_NAME, "x A 192.0.2.1\n", "example")
+        self.assertTrue(gc.isenabled())

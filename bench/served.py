@@ -1,0 +1,74 @@
+"""Resident size of a gitdns-primary serving the zone of bench/load.sh.
+
+Usage: .venv/bin/python bench/served.py [LINES]
+Starts its own gitdns-primary on 127.0.0.1 and stops it; prints its current and peak
+resident size once the zone answers, with the size of a server serving a tiny zone
+(what the process costs before any zone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+
+import dns.message
+import dns.query
+from running import git, primary, workdir
+
+
+def big_zone(count: int) -> str:
+    """The zone of bench/load.sh: count lines of A, TXT and MX records."""
+    lines = ["$ORIGIN big.example.", "$TTL 3600", "@ SOA ns1 hostmaster 1 3600 600 86400 300"]
+    lines += ["@ NS ns1", "ns1 A 192.0.2.1"]
+    for i in range(count - 5):
+        kind = i % 3
+        if kind == 0:
+            lines.append(f"h{i} A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
+        elif kind == 1:
+            lines.append(f'h{i} TXT "v=spf1 include:_spf.example.com ~all {i}"')
+        else:
+            lines.append(f"h{i} MX 10 mail{i % 100}.example.net.")
+    return "\n".join(lines) + "\n"
+
+
+def resident(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) in MB."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return int(fields["VmRSS"][0]) // 1024, int(fields["VmHWM"][0]) // 1024
+
+
+def serve(count: int) -> tuple[float, int, int]:
+    with contextlib.ExitStack() as stack:
+        work = stack.enter_context(workdir("gitdns-served-"))
+        repo = os.path.join(work, "repo")
+        git("init", "-q", "-b", "main", repo)
+        with open(os.path.join(repo, "big.example"), "w") as file:
+            file.write(big_zone(count))
+        git("-C", repo, "add", "-A")
+        git("-C", repo, "commit", "-q", "-m", "zone")
+        started = time.monotonic()
+        server, port = stack.enter_context(
+            primary(repo, os.path.join(work, "data"), "big.example.")
+        )
+        ready = time.monotonic() - started
+        for i in range(0, count - 5, max(1, (count - 5) // 20)):
+            query = dns.message.make_query(f"h{i}.big.example.", "ANY")
+            dns.query.udp(query, "127.0.0.1", port=port, timeout=2)
+        return (ready, *resident(server.pid))
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 275_000
+    for lines in (10, count):
+        ready, rss, peak = serve(lines)
+        print(f"{lines} lines: serving after {ready:.1f} s, resident {rss} MB, peak {peak} MB")
+
+
+if __name__ == "__main__":
+    main()
