@@ -25,6 +25,7 @@ from gitdns.notify import ATTEMPT_TIMEOUT, Notifier, Target, notify_targets
 from gitdns.privileges import give_away_to_twistd_user
 from gitdns.ratelimit import RateLimiter
 from gitdns.respond import Event, NotifyReceived, Reply, Served, UpdateReceived, respond
+from gitdns.savedjournal import load_journal, save_journal
 from gitdns.server import (
     DNSStreamFactory,
     Later,
@@ -77,6 +78,7 @@ class Primary(service.MultiService):
         self._fetched_at_start = False
         self._keys: KeyLoad | None = None
         self._key_blobs: frozenset[tuple[str, str]] = frozenset()
+        self._restore_journal = True
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
@@ -175,6 +177,8 @@ class Primary(service.MultiService):
     def stopService(self) -> defer.Deferred[None]:
         self.notifier.stop()
         self.git.stop()
+        served = self.authority.served
+        save_journal(self.config.data_dir, served.journal, served.zones)
         d = defer.maybeDeferred(super().stopService)
         d.addBoth(lambda result: self.repo.stop() or result)
         return d
@@ -224,12 +228,17 @@ class Primary(service.MultiService):
             for warning in self._keys.warnings:
                 log.warn("Key ignored: {warning}", warning=warning)
         added = [key for name, key in self._keys.keyring.items() if old_keys.get(name) != key]
+        journal = self.authority.served.journal
+        if self._restore_journal:
+            # The first load: the differences saved when we last stopped.
+            self._restore_journal = False
+            journal = load_journal(self.config.data_dir, result.zoneset)
         served = Served(
             zones=result.zoneset,
             keyring=keyring,
             may=may,
             open_axfr=self.config.open_axfr,
-            journal=extend_journal(self.authority.served.journal, result.zoneset, loaded.deltas),
+            journal=extend_journal(journal, result.zoneset, loaded.deltas),
         )
         self.authority.swap(served, result)
         log.info(

@@ -91,3 +91,40 @@ def test_bind_secondary_gets_ixfr(gitdns, servers, tmp_path) -> None:
     )
     theirs = dns.zone.from_xfr(dns.query.xfr(secondary.host, "mirage", port=secondary.port))
     assert ours.to_text(sorted=True) == theirs.to_text(sorted=True)
+
+
+def test_journal_kept_over_a_restart(gitdns, tmp_path) -> None:
+    """Stopped and started again, the primary still answers IXFR from the serials it
+    served before with the differences, not with the whole zone."""
+    primary = gitdns({"mirage": MIRAGE, "mirage._keys": KEYS})
+    update = (
+        f"server {primary.host} {primary.port}\nzone mirage\n"
+        "update add new.mirage. 300 A 198.51.100.1\nsend\n"
+    )
+    result = subprocess.run(
+        ["nsupdate", "-y", f"hmac-sha256:personal._update.mirage:{UPDATE_SECRET}"],
+        input=update,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+    def ixfr_from_1() -> list[tuple[str, str]]:
+        answer = dig(
+            "mirage",
+            "IXFR=1",
+            "-y",
+            f"hmac-sha256:{TRANSFER.name}:{TRANSFER.secret}",
+            "+noall",
+            "+answer",
+            port=primary.port,
+        )
+        records = [line.split() for line in answer.splitlines() if line and line[0] != ";"]
+        return [(r[3], r[6] if r[3] == "SOA" else r[4]) for r in records]
+
+    incremental = [("SOA", "2"), ("SOA", "1"), ("SOA", "2"), ("A", "198.51.100.1"), ("SOA", "2")]
+    assert ixfr_from_1() == incremental
+    primary.stop(remove=False)
+    primary.start()
+    assert ixfr_from_1() == incremental, primary.log_tail()
