@@ -36,6 +36,20 @@ def eventually(check, timeout: float = 15.0) -> bool:
     return False
 
 
+def nsupdate(primary, *commands: str) -> None:
+    """BIND's nsupdate sends commands to primary in one UPDATE of mirage."""
+    script = f"server {primary.host} {primary.port}\nzone mirage\n"
+    script += "".join(f"{command}\n" for command in commands) + "send\n"
+    result = subprocess.run(
+        ["nsupdate", "-y", f"hmac-sha256:personal._update.mirage:{UPDATE_SECRET}"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_bind_secondary_gets_ixfr(gitdns, servers, tmp_path) -> None:
     remote = tmp_path / "remote.git"
     work = tmp_path / "work"
@@ -64,18 +78,7 @@ def test_bind_secondary_gets_ixfr(gitdns, servers, tmp_path) -> None:
         )
     )
     assert dig("+short", "h1.mirage", port=secondary.port).strip() == "192.0.2.1"
-    update = (
-        f"server {primary.host} {primary.port}\nzone mirage\n"
-        "update add new.mirage. 300 A 198.51.100.1\nupdate delete h2.mirage. A\nsend\n"
-    )
-    result = subprocess.run(
-        ["nsupdate", "-y", f"hmac-sha256:personal._update.mirage:{UPDATE_SECRET}"],
-        input=update,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
+    nsupdate(primary, "update add new.mirage. 300 A 198.51.100.1", "update delete h2.mirage. A")
     assert eventually(
         lambda: dig("+short", "new.mirage", port=secondary.port).strip() == "198.51.100.1"
     ), secondary.log_tail()
@@ -97,18 +100,7 @@ def test_journal_kept_over_a_restart(gitdns, tmp_path) -> None:
     """Stopped and started again, the primary still answers IXFR from the serials it
     served before with the differences, not with the whole zone."""
     primary = gitdns({"mirage": MIRAGE, "mirage._keys": KEYS})
-    update = (
-        f"server {primary.host} {primary.port}\nzone mirage\n"
-        "update add new.mirage. 300 A 198.51.100.1\nsend\n"
-    )
-    result = subprocess.run(
-        ["nsupdate", "-y", f"hmac-sha256:personal._update.mirage:{UPDATE_SECRET}"],
-        input=update,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
+    nsupdate(primary, "update add new.mirage. 300 A 198.51.100.1")
 
     def ixfr_from_1() -> list[tuple[str, str]]:
         answer = dig(
