@@ -31,6 +31,7 @@ from gitdns.gitrepo import GitError, GitRepository, PushOutcome, Snapshot
 from gitdns.metrics import Metrics
 from gitdns.respond import Request, UpdateReceived
 from gitdns.xfr import Delta, delta, zone_delta
+from gitdns.zonecache import ZoneCache
 from gitdns.zones import LoadedZone, LoadResult, ZoneSet, load_zoneset
 
 log = Logger()
@@ -82,8 +83,11 @@ class GitSync:
         clock: IReactorTime,
         install: Install,
         metrics: Metrics | None = None,
+        cache: ZoneCache | None = None,
     ) -> None:
         self.repo = repo
+        # Parsed zones on disk: what a restart need not parse again.
+        self.cache = cache
         self.clock = clock
         self.install = install
         self.counters = UpdateCounters()
@@ -120,7 +124,8 @@ class GitSync:
         are compared with their previous version.
         """
         previous = self._loaded
-        result = load_zoneset(snapshot.files, previous, parsed.values())
+        cached = self.cache.get if self.cache is not None else None
+        result = load_zoneset(snapshot.files, previous, parsed.values(), cached)
         self._loaded = result.zoneset
         deltas = {}
         for origin in result.changed:
@@ -160,10 +165,15 @@ class GitSync:
     def _install(self, loaded: Loaded) -> None:
         self.served = loaded.result.zoneset
         self.install(loaded)
+        if self.cache is not None:
+            self.cache.keep(self.served.sources.values())
 
-    def start(self) -> None:
-        """Load the local clone as it is (before the reactor runs, or at start)."""
-        self._install(self.load_blocking())
+    def start(self) -> defer.Deferred[None]:
+        """Load the local clone as it is, in the worker thread, and install it.
+
+        Operations asked for after this one run after it: a fetch starts from it.
+        """
+        return self._timed("load", self.load_blocking).addCallback(self._install)
 
     def submit(self, event: UpdateReceived, client: str) -> defer.Deferred[bytes]:
         """Queue an authorised UPDATE; fires with the response once it is durable."""

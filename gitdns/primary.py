@@ -15,6 +15,7 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from gitdns.authority import GitAuthority
 from gitdns.client import query_tcp_then_udp
@@ -34,6 +35,7 @@ from gitdns.server import (
 )
 from gitdns.update import serial_newer
 from gitdns.xfr import Delta
+from gitdns.zonecache import ZoneCache
 from gitdns.zones import LoadResult, Zone, ZoneSet
 
 log = Logger()
@@ -93,7 +95,9 @@ class Primary(service.MultiService):
         super().__init__()
         self.config = config
         self.repo = GitRepository(os.path.join(config.data_dir, "repo.git"), config.remote)
-        self.authority = GitAuthority()
+        # Until the first load is in: SERVFAIL (see startService).
+        self.authority = GitAuthority(Served(loading=True))
+        self._told_loading = False
         self.cache = ResponseCache()
         self.metrics = Metrics(zones=lambda: self.authority.served.zones)
         self.authority.on_change(self._zones_changed)
@@ -110,7 +114,8 @@ class Primary(service.MultiService):
             from twisted.internet import reactor as clock
         self.clock = clock
         self.notifier = Notifier(clock, self._send_notify, metrics=self.metrics)
-        self.git = GitSync(self.repo, clock, self._swap, self.metrics)
+        self.zone_cache = ZoneCache(os.path.join(config.data_dir, "zone-cache"))
+        self.git = GitSync(self.repo, clock, self._swap, self.metrics, self.zone_cache)
         if config.metrics is not None:
             metrics_service(self.metrics, *config.metrics).setServiceParent(self)
         # Secondaries that registered with a signed SOA query: zone -> address -> key.
@@ -118,7 +123,11 @@ class Primary(service.MultiService):
 
     def handle(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | Later | None:
         now = int(self.clock.seconds())
-        reply = respond(self.authority.served, wire, tcp=tcp, now=now, peer=peer[0])
+        served = self.authority.served
+        if served.loading and not self._told_loading:
+            self._told_loading = True
+            log.info("Answering SERVFAIL until the zones are loaded")
+        reply = respond(served, wire, tcp=tcp, now=now, peer=peer[0])
         if reply is None or reply.event is None:
             return reply
         if isinstance(reply.event, UpdateReceived):
@@ -180,7 +189,7 @@ class Primary(service.MultiService):
         self.notifier.notify(zone, notify_targets(zone, keys, registered))
 
     def prepare(self) -> None:
-        """Before the reactor runs: have a clone (clone it if none) and load it.
+        """Before the reactor runs: have a clone (clone it if none).
 
         Raises GitError when there is no clone and the remote cannot be cloned.
         """
@@ -191,13 +200,25 @@ class Primary(service.MultiService):
             self._fetched_at_start = True
         for lock in self.repo.clear_stale_locks():
             log.warn("Removed {lock}, left by a process that was killed", lock=lock)
-        self.git.start()
 
     def startService(self) -> None:
+        """Listen at once; load the clone in the worker thread (zones parsed before come
+        from the zone cache), then serve it, notify every zone's secondaries (as every
+        zone is new) and fetch."""
         super().startService()
         self.repo.start()
-        for zone in self.authority.served.zones.zones.values():
-            self.notify_zone(zone)
+        started = self.clock.seconds()
+
+        def loaded(_: object) -> None:
+            log.info("Zones loaded in {seconds:.2f} s", seconds=self.clock.seconds() - started)
+
+        def failed(failure: Failure) -> None:
+            # The fetch below loads the clone again (and retries while it fails).
+            log.failure("Could not load the zones of {path}", failure, path=self.repo.path)
+            if self._fetched_at_start:
+                self.sync()
+
+        self.git.start().addCallbacks(loaded, failed)
         if not self._fetched_at_start:
             self.sync()
 
