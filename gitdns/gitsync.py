@@ -168,12 +168,14 @@ class GitSync:
         if self.cache is not None:
             self.cache.keep(self.served.sources.values())
 
-    def start(self) -> defer.Deferred[None]:
-        """Load the local clone as it is, in the worker thread, and install it.
-
-        Operations asked for after this one run after it: a fetch starts from it.
-        """
-        return self._timed("load", self.load_blocking).addCallback(self._install)
+    def start(self, snapshot: Snapshot | None = None) -> defer.Deferred[None]:
+        """Load the clone as it is (snapshot, read already, or read now) in the worker
+        thread, and install it. Operations asked for after this one run after it."""
+        if snapshot is None:
+            d = self._timed("load", self.load_blocking)
+        else:
+            d = self._timed("load", self._load, snapshot, {})
+        return d.addCallback(self._install)
 
     def submit(self, event: UpdateReceived, client: str) -> defer.Deferred[bytes]:
         """Queue an authorised UPDATE; fires with the response once it is durable."""

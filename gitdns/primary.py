@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# Imported now rather than when the first key file is decoded (in the worker thread,
+# after twistd -u/-g dropped privileges, when the interpreter's files may be out of reach).
+import encodings.utf_8_sig  # noqa: F401
 import itertools
 import os
 import pwd
@@ -19,7 +22,7 @@ from twisted.python.failure import Failure
 
 from gitdns.authority import GitAuthority
 from gitdns.client import query_tcp_then_udp
-from gitdns.gitrepo import GitError, GitRepository, Remote
+from gitdns.gitrepo import GitError, GitRepository, Remote, Snapshot
 from gitdns.gitsync import GitSync, Loaded
 from gitdns.keys import Key, KeyLoad, is_key_file, load_keys, may
 from gitdns.metrics import Metrics, metrics_service
@@ -61,6 +64,8 @@ class PrimaryConfig:
     rrl_slip: int = 2
     # --metrics HOST:PORT: Prometheus text on http://HOST:PORT/metrics.
     metrics: tuple[str, int] | None = None
+    # --zone-cache: parsed zones kept in data_dir/zone-cache for the next start.
+    zone_cache: bool = False
 
 
 def extend_journal(
@@ -109,12 +114,17 @@ class Primary(service.MultiService):
         self._syncing: defer.Deferred[None] | None = None
         self._sync_again = False
         self._fetched_at_start = False
+        self._snapshot: Snapshot | None = None
         self._keys: KeyLoad | None = None
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
         self.notifier = Notifier(clock, self._send_notify, metrics=self.metrics)
-        self.zone_cache = ZoneCache(os.path.join(config.data_dir, "zone-cache"))
+        # Off by default: with zones made of dnspython objects, loading an entry costs
+        # about what parsing the text does (README, "Big zones").
+        self.zone_cache = (
+            ZoneCache(os.path.join(config.data_dir, "zone-cache")) if config.zone_cache else None
+        )
         self.git = GitSync(self.repo, clock, self._swap, self.metrics, self.zone_cache)
         if config.metrics is not None:
             metrics_service(self.metrics, *config.metrics).setServiceParent(self)
@@ -189,9 +199,11 @@ class Primary(service.MultiService):
         self.notifier.notify(zone, notify_targets(zone, keys, registered))
 
     def prepare(self) -> None:
-        """Before the reactor runs: have a clone (clone it if none).
+        """Before the reactor runs: have a clone (clone it if none) and read its files.
 
-        Raises GitError when there is no clone and the remote cannot be cloned.
+        They are read before twistd drops privileges (-u/-g), like the clone is made;
+        parsing them is left to the worker thread (startService). Raises GitError when
+        there is no clone and the remote cannot be cloned, or it has no such branch.
         """
         os.makedirs(self.config.data_dir, mode=0o700, exist_ok=True)
         if not self.repo.exists():
@@ -200,6 +212,7 @@ class Primary(service.MultiService):
             self._fetched_at_start = True
         for lock in self.repo.clear_stale_locks():
             log.warn("Removed {lock}, left by a process that was killed", lock=lock)
+        self._snapshot = self.repo.snapshot_blocking()
 
     def startService(self) -> None:
         """Listen at once; load the clone in the worker thread (zones parsed before come
@@ -210,7 +223,12 @@ class Primary(service.MultiService):
         started = self.clock.seconds()
 
         def loaded(_: object) -> None:
-            log.info("Zones loaded in {seconds:.2f} s", seconds=self.clock.seconds() - started)
+            log.info(
+                "{count} zones loaded in {seconds:.2f} s ({cached} from the zone cache)",
+                count=len(self.authority.served.zones.zones),
+                seconds=self.clock.seconds() - started,
+                cached=self.zone_cache.hits if self.zone_cache else 0,
+            )
 
         def failed(failure: Failure) -> None:
             # The fetch below loads the clone again (and retries while it fails).
@@ -218,7 +236,8 @@ class Primary(service.MultiService):
             if self._fetched_at_start:
                 self.sync()
 
-        self.git.start().addCallbacks(loaded, failed)
+        snapshot, self._snapshot = self._snapshot, None
+        self.git.start(snapshot).addCallbacks(loaded, failed)
         if not self._fetched_at_start:
             self.sync()
 
@@ -329,6 +348,7 @@ def make_primary(options: Mapping[str, Any]) -> Primary:
         rrl_rate=options["rrl-rate"],
         rrl_slip=options["rrl-slip"],
         metrics=options["metrics"],
+        zone_cache=bool(options["zone-cache"]),
     )
     primary = Primary(config)
     try:

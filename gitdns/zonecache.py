@@ -156,6 +156,8 @@ class ZoneCache:
         self._wanted: dict[str, Zone] | None = None
         self._writing: defer.Deferred[None] | None = None
         self._lock = threading.Lock()
+        # Zones found here (for the log at start-up).
+        self.hits = 0
 
     def get(self, blob_id: str, origin: dns.name.Name) -> Zone | None:
         """The zone parsed from blob_id for origin, or None if there is no usable entry."""
@@ -185,6 +187,7 @@ class ZoneCache:
             with contextlib.suppress(OSError):
                 os.unlink(path)
             return None
+        self.hits += 1
         return zone
 
     # Writing.

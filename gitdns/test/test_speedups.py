@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import dns.name
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-import gitdns.speedups  # noqa: F401  (installed by importing gitdns)
+import gitdns.speedups  # (installed by importing gitdns)
 
 labels = st.lists(st.binary(min_size=1, max_size=8), min_size=0, max_size=4)
 
@@ -55,3 +57,22 @@ class ImportOrderTests(SynchronousTestCase):
             [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
         )
         self.assertEqual(result.returncode, 0, result.stderr)
+
+
+class ToWireTests(SynchronousTestCase):
+    @given(labels, st.booleans(), labels, st.booleans())
+    def test_uncompressed_wire_is_dnspythons(
+        self, a: list[bytes], absolute: bool, b: list[bytes], canonicalize: bool
+    ) -> None:
+        mixed = [label.upper() if i % 2 else label for i, label in enumerate(a)]
+        subject = dns.name.Name([*mixed, b""] if absolute else mixed)
+        origin = name(b)
+        ours, theirs = io.BytesIO(), io.BytesIO()
+        subject.to_wire(ours, None, origin, canonicalize)
+        gitdns.speedups._to_wire(subject, theirs, None, origin, canonicalize)
+        self.assertEqual(ours.getvalue(), theirs.getvalue())
+
+    def test_relative_without_origin_fails_alike(self) -> None:
+        for origin in (None, dns.name.Name([b"relative"])):
+            with self.assertRaises(dns.name.NeedAbsoluteNameOrOrigin):
+                dns.name.Name([b"www"]).to_wire(io.BytesIO(), None, origin)
