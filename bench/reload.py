@@ -101,7 +101,7 @@ def main() -> None:
                 if args:
                     # The zone cache is written after the load: let it be complete.
                     wait_for_cache(data, arguments.zones)
-        _, port = stack.enter_context(primary(repo, data, last, args=("--zone-cache",)))
+        _, port = stack.enter_context(primary(repo, data, last))
         times = []
         for round_ in range(arguments.rounds):
             index = (round_ * 7919) % arguments.zones

@@ -93,7 +93,9 @@ def primary(
             if server.poll() is not None:
                 raise SystemExit(f"gitdns-primary exited with {server.returncode}")
             try:
-                response = dns.query.udp(query, "127.0.0.1", port=port, timeout=1)
+                # Short when timing: a query sent before the port is bound is lost.
+                wait = 0.2 if timings is not None else 1
+                response = dns.query.udp(query, "127.0.0.1", port=port, timeout=wait)
             except (OSError, dns.exception.Timeout):
                 response = None
             if response is not None and timings is not None:

@@ -121,7 +121,7 @@ class Primary(service.MultiService):
         self.clock = clock
         self.notifier = Notifier(clock, self._send_notify, metrics=self.metrics)
         # Off by default: with zones made of dnspython objects, loading an entry costs
-        # about what parsing the text does (README, "Big zones").
+        # about what parsing the text does (gitdns/zonecache.py).
         self.zone_cache = (
             ZoneCache(os.path.join(config.data_dir, "zone-cache")) if config.zone_cache else None
         )
