@@ -95,6 +95,12 @@ def extend_journal(
     return extended
 
 
+def canonical_order(name: dns.name.Name) -> tuple[bytes, ...]:
+    """A sort key giving dnspython's order of names (RFC 4034 6.1), made once per name:
+    sorting 10,000 zones with dnspython's comparisons took seconds at start-up."""
+    return tuple(label.lower() for label in reversed(name.labels))
+
+
 class Primary(service.MultiService):
     def __init__(self, config: PrimaryConfig, clock: IReactorTime | None = None) -> None:
         super().__init__()
@@ -312,7 +318,7 @@ class Primary(service.MultiService):
             self.cache.clear()
         else:
             self.cache.invalidate(result.changed)
-        for origin in sorted(result.changed):
+        for origin in sorted(result.changed, key=canonical_order):
             old = previous.zones.zones.get(origin)
             new = result.zoneset.zones.get(origin)
             if self.running:

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gitdns.gitrepo import Remote, Snapshot
 from gitdns.gitsync import Loaded
-from gitdns.primary import Primary, PrimaryConfig
+from gitdns.primary import Primary, PrimaryConfig, canonical_order
 from gitdns.respond import Served, respond
 from gitdns.test.zonedata import EXAMPLE
 from gitdns.zones import SourceFile, load_zoneset
@@ -94,3 +94,10 @@ class PrimaryLoadingTests(SynchronousTestCase):
         self.primary.git._install(Loaded(Snapshot("2" * 40, files), load_zoneset(files), {}))
         self.assertEqual(self.ask(query("mail.example.")), dns.rcode.NOERROR)
         self.assertEqual(self.ask(query("www.example.org.")), dns.rcode.REFUSED)
+
+
+class CanonicalOrderTests(SynchronousTestCase):
+    def test_same_order_as_dnspython(self) -> None:
+        texts = ["b.example.", "A.example.", "example.", "a.b.example.", "z.", "Zz.a.", "a-.a."]
+        names = [dns.name.from_text(text) for text in texts]
+        self.assertEqual(sorted(names, key=canonical_order), sorted(names))
