@@ -29,6 +29,7 @@ import io
 import itertools
 import os
 import pickle
+import shutil
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -156,6 +157,8 @@ class ZoneCache:
         self.directory = os.path.join(directory, self.version)
         # Entry names known to be on disk (the writer's thread only); None: not listed yet.
         self._on_disk: set[str] | None = None
+        # Entries get() found broken and removed: written again with the next write.
+        self._broken: set[str] = set()
         self._wanted: dict[str, Zone] | None = None
         self._writing: defer.Deferred[None] | None = None
         self._lock = threading.Lock()
@@ -164,7 +167,8 @@ class ZoneCache:
 
     def get(self, blob_id: str, origin: dns.name.Name) -> Zone | None:
         """The zone parsed from blob_id for origin, or None if there is no usable entry."""
-        path = os.path.join(self.directory, entry_name(blob_id, origin))
+        name = entry_name(blob_id, origin)
+        path = os.path.join(self.directory, name)
         try:
             with open(path, "rb") as entry:
                 data = entry.read()
@@ -189,6 +193,7 @@ class ZoneCache:
             )
             with contextlib.suppress(OSError):
                 os.unlink(path)
+            self._broken.add(name)
             return None
         self.hits += 1
         return zone
@@ -223,6 +228,8 @@ class ZoneCache:
         with self._lock:
             if self._on_disk is None:
                 self._on_disk = self._list()
+            while self._broken:
+                self._on_disk.discard(self._broken.pop())
             for name in self._on_disk - wanted.keys():
                 self._remove(name)
             for name, zone in wanted.items():
@@ -266,11 +273,6 @@ class ZoneCache:
 
 def _remove_tree(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
-        for top, directories, files in os.walk(path, topdown=False):
-            for name in files:
-                os.unlink(os.path.join(top, name))
-            for name in directories:
-                os.rmdir(os.path.join(top, name))
-        os.rmdir(path)
+        shutil.rmtree(path)
     else:
         os.unlink(path)

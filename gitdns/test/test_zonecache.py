@@ -110,6 +110,16 @@ class CacheTests(SynchronousTestCase):
     def test_entry_that_is_no_zone_is_ignored(self) -> None:
         self.broken(pickle.dumps({"not": "a zone"}))
 
+    def test_broken_entry_is_written_again(self) -> None:
+        cache, name = self.cache(), entry_name(BLOB, EXAMPLE_NAME)
+        cache.write_blocking({name: example()})
+        with open(os.path.join(self.directory, "v-test", name), "wb") as entry:
+            entry.write(b"broken")
+        self.assertIsNone(cache.get(BLOB, EXAMPLE_NAME))
+        self.flushLoggedErrors()
+        cache.write_blocking({name: example()})
+        same_zone(self, cache.get(BLOB, EXAMPLE_NAME), example())
+
     def test_unused_entries_removed(self) -> None:
         cache = self.cache()
         first, second = entry_name(BLOB, EXAMPLE_NAME), entry_name(OTHER_BLOB, EXAMPLE_NAME)
