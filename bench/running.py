@@ -52,10 +52,22 @@ def workdir(prefix: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def primary(remote: str, data_dir: str, zone: str, timeout: float = 600) -> Iterator[tuple]:
+def primary(
+    remote: str,
+    data_dir: str,
+    zone: str,
+    timeout: float = 600,
+    timings: dict | None = None,
+    args: tuple[str, ...] = (),
+) -> Iterator[tuple]:
     """A gitdns-primary serving remote on 127.0.0.1: yields (process, port) once zone's SOA
-    answers; stopped (SIGTERM, then SIGKILL) on the way out."""
+    answers; stopped (SIGTERM, then SIGKILL) on the way out.
+
+    timings, if given, gets the seconds from the start until anything answered
+    ("listening": SERVFAIL while it loads counts) and until zone's SOA did ("serving").
+    """
     port = free_port()
+    started = time.monotonic()
     server = subprocess.Popen(
         [
             os.path.join(ROOT, ".venv", "bin", "twistd"),
@@ -68,6 +80,7 @@ def primary(remote: str, data_dir: str, zone: str, timeout: float = 600) -> Iter
             f"127.0.0.1:{port}",
             "--data-dir",
             data_dir,
+            *args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -80,13 +93,20 @@ def primary(remote: str, data_dir: str, zone: str, timeout: float = 600) -> Iter
             if server.poll() is not None:
                 raise SystemExit(f"gitdns-primary exited with {server.returncode}")
             try:
-                if dns.query.udp(query, "127.0.0.1", port=port, timeout=1).answer:
-                    break
+                # Short when timing: a query sent before the port is bound is lost.
+                wait = 0.2 if timings is not None else 1
+                response = dns.query.udp(query, "127.0.0.1", port=port, timeout=wait)
             except (OSError, dns.exception.Timeout):
-                pass
+                response = None
+            if response is not None and timings is not None:
+                timings.setdefault("listening", time.monotonic() - started)
+            if response is not None and response.answer:
+                if timings is not None:
+                    timings["serving"] = time.monotonic() - started
+                break
             if time.monotonic() > deadline:
                 raise SystemExit(f"gitdns-primary did not serve {zone} within {timeout} s")
-            time.sleep(0.2)
+            time.sleep(0.01 if timings is not None else 0.2)
         yield server, port
     finally:
         os.killpg(server.pid, signal.SIGTERM)

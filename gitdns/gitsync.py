@@ -32,6 +32,7 @@ from gitdns.gitrepo import GitError, GitRepository, PushOutcome, Snapshot
 from gitdns.metrics import Metrics
 from gitdns.respond import Request, UpdateReceived
 from gitdns.xfr import Delta, delta, zone_delta
+from gitdns.zonecache import ZoneCache
 from gitdns.zones import LoadedZone, LoadResult, ZoneSet, load_zoneset
 
 log = Logger()
@@ -89,8 +90,11 @@ class GitSync:
         clock: IReactorTime,
         install: Install,
         metrics: Metrics | None = None,
+        cache: ZoneCache | None = None,
     ) -> None:
         self.repo = repo
+        # Parsed zones on disk: what a restart need not parse again.
+        self.cache = cache
         self.clock = clock
         self.install = install
         self.counters = UpdateCounters()
@@ -132,7 +136,8 @@ class GitSync:
         are compared with their previous version.
         """
         previous = self._loaded
-        result = load_zoneset(snapshot.files, previous, parsed.values())
+        cached = self.cache.get if self.cache is not None else None
+        result = load_zoneset(snapshot.files, previous, parsed.values(), cached)
         self._loaded = result.zoneset
         deltas = {}
         for origin in result.changed:
@@ -175,10 +180,17 @@ class GitSync:
     def _install(self, loaded: Loaded) -> None:
         self.served = loaded.result.zoneset
         self.install(loaded)
+        if self.cache is not None:
+            self.cache.keep(self.served.sources.values())
 
-    def start(self) -> None:
-        """Load the local clone as it is (before the reactor runs, or at start)."""
-        self._install(self.load_blocking())
+    def start(self, snapshot: Snapshot | None = None) -> defer.Deferred[None]:
+        """Load the clone as it is (snapshot, read already, or read now) in the worker
+        thread, and install it. Operations asked for after this one run after it."""
+        if snapshot is None:
+            d = self._timed("load", self.load_blocking)
+        else:
+            d = self._timed("load", self._load, snapshot, {})
+        return d.addCallback(self._install)
 
     def submit(self, event: UpdateReceived, client: str) -> defer.Deferred[bytes]:
         """Queue an authorised UPDATE; fires with the response once it is durable."""

@@ -68,6 +68,8 @@ class Served:
     notify_sources: Mapping[dns.name.Name, frozenset[str]] = field(default_factory=dict)
     # zone -> the differences between the versions served lately, oldest first (IXFR).
     journal: Mapping[dns.name.Name, tuple[Delta, ...]] = field(default_factory=dict)
+    # Still loading at start-up: which names are ours is not known yet, nor the keys.
+    loading: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,10 @@ def respond(
         # Malformed in any way dnspython notices (a TSIG record not last included):
         # FORMERR, built from the header alone.
         return Reply(header_error(wire, dns.rcode.FORMERR))
+    if served.loading:
+        # SERVFAIL, not REFUSED: a resolver asks again (or another server) instead of
+        # taking us for lame; NOTIFY and UPDATE senders retry too.
+        return Request(query, tcp, now, None).error(dns.rcode.SERVFAIL)
     signature = None
     if query.had_tsig:
         signature = check(wire, query, served.keyring, verified)
