@@ -1,9 +1,8 @@
 """A repository of many zones: start-up time, and time from NOTIFY to serving a change.
 
-Start-up is measured four times on the same repository: the first start (clone, parse
-every zone), a restart, a restart with --zone-cache (empty: parse, then write it) and one
-that loads every zone from it; each as the time until the server answers at all
-(SERVFAIL while it loads) and until the last zone is served.
+Start-up is measured twice on the same repository: the first start (clone, parse every
+zone) and a restart; each as the time until the server answers at all (SERVFAIL while
+it loads) and until the last zone is served.
 
 Usage: .venv/bin/python bench/reload.py [--zones 10000] [--rounds 5]
 Starts its own gitdns-primary on 127.0.0.1 and stops it; prints the figures.
@@ -56,17 +55,6 @@ def wait_for(port: int, qname: str, expected: str, limit: float) -> float:
     raise SystemExit(f"{qname} did not become {expected} within {limit} s")
 
 
-def wait_for_cache(data: str, count: int, limit: float = 120) -> None:
-    started = time.monotonic()
-    while time.monotonic() - started < limit:
-        cache = os.path.join(data, "zone-cache")
-        versions = os.listdir(cache) if os.path.isdir(cache) else []
-        if len(versions) == 1 and len(os.listdir(os.path.join(cache, versions[0]))) >= count:
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"the zone cache did not reach {count} entries within {limit} s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--zones", type=int, default=10_000)
@@ -85,22 +73,14 @@ def main() -> None:
         git("-C", repo, "commit", "-q", "-m", "zones")
         last = f"z{arguments.zones - 1}.example."
         data = os.path.join(work, "data")
-        for label, args in (
-            ("first start (clone, parse every zone)", ()),
-            ("restart (parse every zone)", ()),
-            ("restart with --zone-cache, cache empty (parse, then write it)", ("--zone-cache",)),
-            ("restart with --zone-cache (load every zone from it)", ("--zone-cache",)),
-        ):
+        for label in ("first start (clone, parse every zone)", "restart (parse every zone)"):
             timings: dict[str, float] = {}
-            with primary(repo, data, last, timings=timings, args=args):
+            with primary(repo, data, last, timings=timings):
                 print(
                     f"{arguments.zones} zones, {label}: answering (SERVFAIL) after "
                     f"{timings['listening']:.2f} s, serving {last} after "
                     f"{timings['serving']:.2f} s"
                 )
-                if args:
-                    # The zone cache is written after the load: let it be complete.
-                    wait_for_cache(data, arguments.zones)
         _, port = stack.enter_context(primary(repo, data, last))
         times = []
         for round_ in range(arguments.rounds):

@@ -58,7 +58,6 @@ def primary(
     zone: str,
     timeout: float = 600,
     timings: dict | None = None,
-    args: tuple[str, ...] = (),
 ) -> Iterator[tuple]:
     """A gitdns-primary serving remote on 127.0.0.1: yields (process, port) once zone's SOA
     answers; stopped (SIGTERM, then SIGKILL) on the way out.
@@ -80,7 +79,6 @@ def primary(
             f"127.0.0.1:{port}",
             "--data-dir",
             data_dir,
-            *args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -32,7 +32,6 @@ from gitdns.gitrepo import GitError, GitRepository, PushOutcome, Snapshot
 from gitdns.metrics import Metrics
 from gitdns.respond import Request, UpdateReceived
 from gitdns.xfr import Delta, delta, zone_delta
-from gitdns.zonecache import ZoneCache
 from gitdns.zones import LoadedZone, LoadResult, ZoneSet, load_zoneset
 
 log = Logger()
@@ -90,11 +89,8 @@ class GitSync:
         clock: IReactorTime,
         install: Install,
         metrics: Metrics | None = None,
-        cache: ZoneCache | None = None,
     ) -> None:
         self.repo = repo
-        # Parsed zones on disk: what a restart need not parse again.
-        self.cache = cache
         self.clock = clock
         self.install = install
         self.counters = UpdateCounters()
@@ -136,8 +132,7 @@ class GitSync:
         are compared with their previous version.
         """
         previous = self._loaded
-        cached = self.cache.get if self.cache is not None else None
-        result = load_zoneset(snapshot.files, previous, parsed.values(), cached)
+        result = load_zoneset(snapshot.files, previous, parsed.values())
         self._loaded = result.zoneset
         deltas = {}
         for origin in result.changed:
@@ -180,8 +175,6 @@ class GitSync:
     def _install(self, loaded: Loaded) -> None:
         self.served = loaded.result.zoneset
         self.install(loaded)
-        if self.cache is not None:
-            self.cache.keep(self.served.sources.values())
 
     def start(self, snapshot: Snapshot | None = None) -> defer.Deferred[None]:
         """Load the clone as it is (snapshot, read already, or read now) in the worker

@@ -39,7 +39,6 @@ from gitdns.server import (
 )
 from gitdns.update import serial_newer
 from gitdns.xfr import extend_journal
-from gitdns.zonecache import ZoneCache
 from gitdns.zones import LoadResult, Zone
 
 log = Logger()
@@ -62,8 +61,6 @@ class PrimaryConfig:
     rrl_slip: int = 2
     # --metrics HOST:PORT: Prometheus text on http://HOST:PORT/metrics.
     metrics: tuple[str, int] | None = None
-    # --zone-cache: parsed zones kept in data_dir/zone-cache for the next start.
-    zone_cache: bool = False
 
 
 def canonical_order(name: dns.name.Name) -> tuple[bytes, ...]:
@@ -99,12 +96,7 @@ class Primary(service.MultiService):
             from twisted.internet import reactor as clock
         self.clock = clock
         self.notifier = Notifier(clock, self._send_notify, metrics=self.metrics)
-        # Off by default: with zones made of dnspython objects, loading an entry saves
-        # only about a third of parsing the text (gitdns/zonecache.py).
-        self.zone_cache = (
-            ZoneCache(os.path.join(config.data_dir, "zone-cache")) if config.zone_cache else None
-        )
-        self.git = GitSync(self.repo, clock, self._swap, self.metrics, self.zone_cache)
+        self.git = GitSync(self.repo, clock, self._swap, self.metrics)
         if config.metrics is not None:
             metrics_service(self.metrics, *config.metrics).setServiceParent(self)
         # Secondaries that registered with a signed SOA query: zone -> address -> key.
@@ -194,19 +186,17 @@ class Primary(service.MultiService):
         self._snapshot = self.repo.snapshot_blocking()
 
     def startService(self) -> None:
-        """Listen at once; load the clone in the worker thread (zones parsed before come
-        from the zone cache), then serve it, notify every zone's secondaries (as every
-        zone is new) and fetch."""
+        """Listen at once; load the clone in the worker thread, then serve it, notify
+        every zone's secondaries (as every zone is new) and fetch."""
         super().startService()
         self.repo.start()
         started = self.clock.seconds()
 
         def loaded(_: object) -> None:
             log.info(
-                "{count} zones loaded in {seconds:.2f} s ({cached} from the zone cache)",
+                "{count} zones loaded in {seconds:.2f} s",
                 count=len(self.authority.served.zones.zones),
                 seconds=self.clock.seconds() - started,
-                cached=self.zone_cache.hits if self.zone_cache else 0,
             )
 
         def failed(failure: Failure) -> None:
@@ -341,7 +331,6 @@ def make_primary(options: Mapping[str, Any]) -> Primary:
         rrl_rate=options["rrl-rate"],
         rrl_slip=options["rrl-slip"],
         metrics=options["metrics"],
-        zone_cache=bool(options["zone-cache"]),
     )
     primary = Primary(config)
     try:

@@ -7,7 +7,7 @@ files that changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import methodcaller
@@ -160,21 +160,16 @@ class LoadResult:
     changed: frozenset[dns.name.Name]
 
 
-# cached(blob id, origin): the zone parsed from that blob before (gitdns.zonecache).
-Cached = Callable[[str, dns.name.Name], "Zone | None"]
-
-
 def load_zoneset(
     files: Iterable[SourceFile],
     previous: ZoneSet | None = None,
     parsed: Iterable[LoadedZone] = (),
-    cached: Cached | None = None,
 ) -> LoadResult:
     """Build the next ZoneSet from the repository's root files.
 
     A file whose blob is unchanged reuses its parsed zone; so does one in parsed (zones
-    made already, by an UPDATE), and one that cached has; a file that fails to parse
-    keeps its previous good copy (or is left out when there is none) and is reported.
+    made already, by an UPDATE); a file that fails to parse keeps its previous good
+    copy (or is left out when there is none) and is reported.
     """
     previous = previous or ZoneSet()
     # Start from copies of the previous tables (no name is hashed again) and touch only
@@ -202,11 +197,6 @@ def load_zoneset(
         if origin is None:
             continue
         present.add(source.name)
-        zone = cached(source.blob_id, origin) if cached is not None else None
-        if zone is not None:
-            zones[origin], sources[origin] = zone, LoadedZone(source.blob_id, zone, source.name)
-            changed.add(origin)
-            continue
         try:
             text = source.data.decode("utf-8")
             zone = parse_zone(origin, text, source.name)

@@ -57,12 +57,6 @@ class PrimaryOptions(_ServiceOptions):
             "Allow zone transfers without a key (by default a TSIG key with "
             "transfer access is needed).",
         ],
-        [
-            "zone-cache",
-            None,
-            "Keep parsed zones in DATA-DIR/zone-cache for the next start (by default "
-            "every zone is parsed at start).",
-        ],
     ]
     optParameters = [
         [
