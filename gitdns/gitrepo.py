@@ -168,6 +168,8 @@ class Snapshot:
     files: list[SourceFile]
     # Local commits (our UPDATEs) the remote does not have yet.
     ahead: int = 0
+    # Those of files that hold keys (picked out in the worker thread, not the reactor's).
+    key_files: list[SourceFile] = field(default_factory=list)
 
 
 class PushOutcome(enum.Enum):
@@ -355,6 +357,9 @@ class GitRepository:
         # how far the last snapshot's commit was ahead of the remote's.
         self._texts: dict[str, str] = {}
         self._ahead: tuple[pygit2.Oid, pygit2.Oid, int] | None = None
+        # The root files of the last snapshot, by name, and its tree: the next snapshot
+        # looks only at what differs (a reload of 10,000 zones reads one file).
+        self._files: tuple[pygit2.Oid, dict[str, SourceFile]] | None = None
 
     def start(self) -> None:
         self.pool.start()
@@ -527,19 +532,57 @@ class GitRepository:
         if reference is None:
             raise GitError(f"the clone in {self.path} has no branch {branch!r}")
         commit = repo[reference.target].peel(pygit2.Commit)
-        files = []
-        for entry in commit.tree:
-            if entry.filemode not in REGULAR_FILE_MODES:
-                continue
-            blob_id = str(entry.id)
-            skip = blob_id in loaded and not is_key_file(entry.name)
-            files.append(SourceFile(entry.name, blob_id, b"" if skip else repo[entry.id].data))
+        by_name = self._root_files(repo, commit.tree, loaded)
+        self._files = (commit.tree.id, by_name)
+        files = list(by_name.values())
+        key_files = [file for file in files if file.key]
         tracking = repo.references.get(f"refs/remotes/origin/{branch}")
         ahead = 0
         if tracking is not None and tracking.target != commit.id:
             ahead = self._ahead_of(repo, commit, tracking.target)
         self._ahead = (commit.id, tracking.target, ahead) if tracking is not None else None
-        return Snapshot(str(commit.id), files, ahead)
+        return Snapshot(str(commit.id), files, ahead, key_files)
+
+    def _root_files(
+        self, repo: pygit2.Repository, tree: pygit2.Tree, loaded: Container[str]
+    ) -> dict[str, SourceFile]:
+        """The regular files at the root of tree, by name; each read unless it is a zone
+        in loaded. Starts from the last snapshot's when there is one: only the files
+        that differ from its tree are read (and those whose data is wanted now but was
+        not read then)."""
+
+        def source(name: str, blob_id: pygit2.Oid) -> SourceFile:
+            key = is_key_file(name)
+            data = b"" if not key and str(blob_id) in loaded else repo[blob_id].data
+            return SourceFile(name, str(blob_id), data, key)
+
+        if self._files is None or self._files[0] not in repo:
+            return {
+                entry.name: source(entry.name, entry.id)
+                for entry in tree
+                if entry.filemode in REGULAR_FILE_MODES
+            }
+        last_tree, last_files = self._files
+        by_name = dict(last_files)
+        for delta in repo[last_tree].diff_to_tree(tree).deltas:
+            by_name.pop(delta.old_file.path, None)
+            by_name.pop(delta.new_file.path, None)
+            new = delta.new_file
+            if (
+                delta.status != pygit2.GIT_DELTA_DELETED
+                and "/" not in new.path
+                and new.mode in REGULAR_FILE_MODES
+            ):
+                by_name[new.path] = source(new.path, new.id)
+        for name, file in by_name.items():
+            if file.key:
+                continue
+            if file.blob_id in loaded:
+                if file.data:  # parsed since: its text need not stay in memory
+                    by_name[name] = SourceFile(name, file.blob_id, b"")
+            elif not file.data:
+                by_name[name] = source(name, pygit2.Oid(hex=file.blob_id))
+        return by_name
 
     def _ahead_of(
         self, repo: pygit2.Repository, commit: pygit2.Commit, tracking: pygit2.Oid

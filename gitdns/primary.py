@@ -23,7 +23,7 @@ from gitdns.authority import GitAuthority
 from gitdns.client import query_tcp_then_udp
 from gitdns.gitrepo import GitError, GitRepository, Remote, Snapshot
 from gitdns.gitsync import GitSync, Loaded
-from gitdns.keys import Key, KeyLoad, is_key_file, load_keys, may
+from gitdns.keys import Key, KeyLoad, load_keys, may
 from gitdns.metrics import Metrics, metrics_service
 from gitdns.notify import ATTEMPT_TIMEOUT, Notifier, Target, notify_targets
 from gitdns.privileges import give_away_to_twistd_user
@@ -253,13 +253,13 @@ class Primary(service.MultiService):
         for error in result.errors:
             self.metrics.zone_load_errors += 1
             log.error("Zone not loaded: {error}", error=str(error))
-        key_blobs = frozenset((f.name, f.blob_id) for f in snapshot.files if is_key_file(f.name))
+        key_files = snapshot.key_files
+        key_blobs = frozenset((f.name, f.blob_id) for f in key_files)
         old_keys = self._keys.keyring if self._keys else {}
         keyring = self.authority.served.keyring
         if self._keys is None or key_blobs != self._key_blobs:
             # Read again only when a key file changed (not for every UPDATE's commit).
-            key_files = {f.name: f.data for f in snapshot.files if is_key_file(f.name)}
-            self._keys = load_keys(key_files, self._keys)
+            self._keys = load_keys({f.name: f.data for f in key_files}, self._keys)
             self._key_blobs = key_blobs
             keyring = self._keys.tsig_keyring()
             for warning in self._keys.warnings:

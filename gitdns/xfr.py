@@ -108,19 +108,22 @@ def extend_journal(
 
     A change that kept the serial breaks the chain (one serial, two contents): that
     zone's journal starts over, and clients asking from older serials get AXFR-style.
+    Costs what the journal and the changes hold, not the number of zones.
     """
-    extended = {}
-    for origin, zone in zones.zones.items():
-        steps = journal.get(origin, ())
-        step = deltas.get(origin)
-        if step is not None:
-            steps = (*steps, step) if serial_newer(step.new_serial, step.old_serial) else ()
-            # Keep differences while they stay smaller than the zone (else AXFR is
-            # better); its number of names stands in for its size, at no cost.
-            while len(steps) > JOURNAL_LENGTH or (
-                len(steps) > 1 and sum(s.size for s in steps) > len(zone.nodes)
-            ):
-                steps = steps[1:]
+    served = zones.zones
+    extended = {origin: steps for origin, steps in journal.items() if origin in served}
+    for origin, step in deltas.items():
+        zone = served.get(origin)
+        if zone is None:
+            continue
+        steps = extended.pop(origin, ())
+        steps = (*steps, step) if serial_newer(step.new_serial, step.old_serial) else ()
+        # Keep differences while they stay smaller than the zone (else AXFR is
+        # better); its number of names stands in for its size, at no cost.
+        while len(steps) > JOURNAL_LENGTH or (
+            len(steps) > 1 and sum(s.size for s in steps) > len(zone.nodes)
+        ):
+            steps = steps[1:]
         if steps:
             extended[origin] = steps
     return extended

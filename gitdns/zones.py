@@ -93,9 +93,17 @@ class Zone:
         return f"<Zone {self.origin} serial {self.serial}, {len(self.nodes)} names>"
 
 
+# Loads of this much zone text (about 25,000 records and up) end with what they made
+# moved out of the cyclic collector's sight (gc.freeze, see CollectionPaused): walking
+# it at every full collection costs about a second per 275,000 records. Smaller loads
+# do not freeze: freezing also keeps whatever else is alive then (connections, say)
+# from ever being collected if it later becomes cyclic garbage.
+FREEZE_SIZE = 1 << 20
+
+
 def parse_zone(origin: dns.name.Name, text: str, filename: str) -> Zone:
     """Build a Zone from master-file text; raises ZoneFileError."""
-    with CollectionPaused(freeze=True):
+    with CollectionPaused(freeze=len(text) >= FREEZE_SIZE):
         nodes = read_zone_file(text, origin, filename).nodes
         try:
             return Zone.from_nodes(origin, nodes)
@@ -123,6 +131,8 @@ class SourceFile:
     name: str
     blob_id: str
     data: bytes
+    # A _keys file: always read, never a zone.
+    key: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,34 +191,39 @@ def load_zoneset(
     errors: list[ZoneFileError] = []
     changed: set[dns.name.Name] = set()
     present: set[str] = set()
-    for source in files:
-        made = fresh.get(source.name)
-        if made is not None and made.blob_id == source.blob_id:
-            origin = made.zone.origin
-            zones[origin], sources[origin] = made.zone, made
-            changed.add(origin)
+    files = list(files)
+    # Files not parsed again have no data: their size does not count.
+    with CollectionPaused(freeze=sum(len(source.data) for source in files) >= FREEZE_SIZE):
+        for source in files:
+            made = fresh.get(source.name)
+            if made is not None and made.blob_id == source.blob_id:
+                origin = made.zone.origin
+                zones[origin], sources[origin] = made.zone, made
+                changed.add(origin)
+                present.add(source.name)
+                continue
+            known = by_file.get(source.name)
+            if known is not None and known.blob_id == source.blob_id:
+                present.add(source.name)
+                continue
+            origin = known.zone.origin if known is not None else zone_name(source.name)
+            if origin is None:
+                continue
             present.add(source.name)
-            continue
-        known = by_file.get(source.name)
-        if known is not None and known.blob_id == source.blob_id:
-            present.add(source.name)
-            continue
-        origin = known.zone.origin if known is not None else zone_name(source.name)
-        if origin is None:
-            continue
-        present.add(source.name)
-        try:
-            text = source.data.decode("utf-8")
-            zone = parse_zone(origin, text, source.name)
-        except UnicodeDecodeError as error:
-            line = source.data[: error.start].count(b"\n") + 1
-            errors.append(ZoneFileError(source.name, line, f"not UTF-8 text ({error.reason})"))
-        except ZoneFileError as error:
-            errors.append(error)
-        else:
-            zones[origin], sources[origin] = zone, LoadedZone(source.blob_id, zone, source.name)
-            changed.add(origin)
-        # A file that fails keeps its previous good copy, still in the tables.
+            try:
+                text = source.data.decode("utf-8")
+                zone = parse_zone(origin, text, source.name)
+            except UnicodeDecodeError as error:
+                line = source.data[: error.start].count(b"\n") + 1
+                reason = f"not UTF-8 text ({error.reason})"
+                errors.append(ZoneFileError(source.name, line, reason))
+            except ZoneFileError as error:
+                errors.append(error)
+            else:
+                loaded = LoadedZone(source.blob_id, zone, source.name)
+                zones[origin], sources[origin] = zone, loaded
+                changed.add(origin)
+            # A file that fails keeps its previous good copy, still in the tables.
     for filename, loaded in by_file.items():
         if filename not in present:
             origin = loaded.zone.origin

@@ -14,7 +14,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gitdns.test.zonedata import EXAMPLE, NESTED
 from gitdns.zonefile import ZoneFileError, read_rrsets
-from gitdns.zones import NS, SourceFile, Zone, load_zoneset, parse_zone, zone_name
+from gitdns.zones import (
+    FREEZE_SIZE,
+    NS,
+    SourceFile,
+    Zone,
+    load_zoneset,
+    parse_zone,
+    zone_name,
+)
 
 EXAMPLE_NAME = dns.name.from_text("example.")
 NESTED_NAME = dns.name.from_text("nested.example.")
@@ -220,13 +228,18 @@ class ZoneIndexTests(SynchronousTestCase):
         self.assertEqual(node[dns.rdatatype.RRSIG].covers, dns.rdatatype.NSEC)
         self.assertEqual(len(node[dns.rdatatype.RRSIG]), 1)
 
-    def test_what_was_made_is_frozen(self) -> None:
-        # The collector is not to walk the zone's objects at its next collections.
+    def test_what_a_big_load_made_is_frozen(self) -> None:
+        # The collector is not to walk a big zone's objects at its next collections.
         self.assertTrue(gc.isenabled())
         before = gc.get_freeze_count()
-        zone = parse_zone(EXAMPLE_NAME, EXAMPLE, "example")
+        hosts = "".join(f"h{i} A 192.0.2.1\n" for i in range(FREEZE_SIZE // 14))
+        zone = parse_zone(EXAMPLE_NAME, EXAMPLE + hosts, "example")
         self.assertGreater(gc.get_freeze_count(), before)
         self.assertTrue(gc.isenabled())
         self.assertNotIn(zone, gc.get_objects())
+        # A small one is not frozen (nor is what else is alive at that moment).
+        frozen = gc.get_freeze_count()
+        parse_zone(EXAMPLE_NAME, EXAMPLE, "example")
+        self.assertEqual(gc.get_freeze_count(), frozen)
         self.assertRaises(ZoneFileError, parse_zone, EXAMPLE_NAME, "x A 192.0.2.1\n", "example")
         self.assertTrue(gc.isenabled())
