@@ -21,6 +21,7 @@ import dns.renderer
 
 from gitdns.answer import Answer, resolve
 from gitdns.keys import Operation
+from gitdns.plain import parse_plain, render_plain
 from gitdns.tsig import Keyring, Signature, add_signature, check
 from gitdns.xfr import Delta, axfr_messages, ixfr_messages, ixfr_plan
 from gitdns.zones import ZoneSet
@@ -149,6 +150,16 @@ def respond(
     (QR set) and fragments shorter than a header get nothing. now is the time in
     seconds since the epoch; peer the client's address.
     """
+    reply = answer_plain(served, wire, tcp)
+    if reply is not None:
+        return reply
+    return respond_general(served, wire, tcp=tcp, now=now, peer=peer)
+
+
+def respond_general(
+    served: Served, wire: bytes, *, tcp: bool, now: int, peer: str | None = None
+) -> Reply | None:
+    """respond() for any request, through dnspython's parser and renderer."""
     if len(wire) < 12 or wire[2] & 0x80:
         return None
     try:
@@ -177,6 +188,27 @@ def respond(
     else:
         reply = request.error(dns.rcode.NOTIMP)
     return reply if signature is None else replace(reply, authenticated=True)
+
+
+def answer_plain(served: Served, wire: bytes, tcp: bool) -> Reply | None:
+    """respond() for a plain query, without dnspython messages (gitdns.plain); None
+    when the request needs the general path. Both give the same bytes."""
+    if served.expired:
+        return None
+    query = parse_plain(wire)
+    if query is None or query.qtype in META_TYPES or query.qtype in TRANSFER_TYPES:
+        return None
+    answer = resolve(served.zones, query.qname, query.qtype)
+    if tcp:
+        limit = TCP_LIMIT
+    elif query.payload is None:
+        limit = 512
+    else:
+        limit = max(512, min(query.payload, UDP_PAYLOAD))
+    response = render_plain(wire, query, answer, limit=limit, payload=UDP_PAYLOAD)
+    if response is None:
+        return None
+    return Reply(response, frozenset(answer.origins))
 
 
 def header_error(wire: bytes, rcode: int) -> bytes:
