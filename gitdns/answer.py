@@ -140,7 +140,8 @@ def _owned(rrset: dns.rrset.RRset, owner: dns.name.Name) -> dns.rrset.RRset:
     return dns.rrset.from_rdata_list(owner, rrset.ttl, list(rrset))
 
 
-def _targets(rrset: dns.rrset.RRset) -> list[dns.name.Name]:
+def additional_targets(rrset: dns.rrset.RRset) -> list[dns.name.Name]:
+    """The names whose addresses go in the additional section with rrset."""
     if rrset.rdtype == NS:
         return [rdata.target for rdata in rrset]
     if rrset.rdtype == MX:
@@ -157,7 +158,7 @@ def _add_additional(zoneset: ZoneSet, result: Answer) -> None:
     for section in (result.answer, result.authority):
         for rrset in section:
             glue = rrset.rdtype == NS
-            for target in _targets(rrset):
+            for target in additional_targets(rrset):
                 zone = closest(zoneset.zones, target)
                 if zone is None:
                     continue

@@ -27,26 +27,42 @@ from gitdns.answer import Answer
 from gitdns.names import name_from_labels
 
 IN = dns.rdataclass.IN
-OPT = dns.rdatatype.OPT
+# The payload we offer and accept at most over UDP (DNS flag day 2020: no fragments).
+UDP_PAYLOAD = 1232
 # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0 and ARCOUNT 0 or 1 (the OPT record).
 _COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _COUNTS_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 # An OPT record's root owner and type, and its extended RCODE 0 and version 0.
 _OPT_START = b"\x00\x00\x29"
 _OPT_SIZE = 11
+# Ours: that payload, extended RCODE 0, version 0, no flags, no options.
+OPT_RECORD = _OPT_START + UDP_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
 _QR, _AA, _RD, _CD, _OPCODE = 0x8000, 0x0400, 0x0100, 0x0010, 0x7800
-_RR_HEAD = struct.Struct("!HHI")
+RR_HEAD = struct.Struct("!HHI")
 _SOA_NUMBERS = struct.Struct("!IIIII")
 _LENGTH = [bytes((length,)) for length in range(64)]
 
 
 class PlainQuery(NamedTuple):
-    qname: dns.name.Name
     qtype: int
-    # Offset just past the question: the response repeats the request up to here.
+    # Offset just past the question (its name ends 4 bytes before): the response
+    # repeats the request up to here.
     question_end: int
     # The EDNS payload size offered, None without EDNS.
     payload: int | None
+
+    def qname(self, wire: bytes) -> dns.name.Name:
+        """The question's name, as sent."""
+        labels = []
+        offset = 12
+        length = wire[offset]
+        while length:
+            start = offset + 1
+            offset = start + length
+            labels.append(wire[start:offset])
+            length = wire[offset]
+        labels.append(b"")
+        return name_from_labels(tuple(labels))
 
 
 def parse_plain(wire: bytes) -> PlainQuery | None:
@@ -57,7 +73,6 @@ def parse_plain(wire: bytes) -> PlainQuery | None:
     counts = wire[4:12]
     if counts != _COUNTS and counts != _COUNTS_EDNS:
         return None
-    labels = []
     offset = 12
     try:
         length = wire[offset]
@@ -65,16 +80,13 @@ def parse_plain(wire: bytes) -> PlainQuery | None:
             # 64 and above: compression pointers and obsolete label types.
             if length > 63:
                 return None
-            start = offset + 1
-            offset = start + length
-            labels.append(wire[start:offset])
+            offset += length + 1
             length = wire[offset]
     except IndexError:
         return None
     offset += 1
     if offset - 12 > 255:
         return None
-    labels.append(b"")
     question_end = offset + 4
     if wire[offset + 2 : question_end] != b"\x00\x01":
         return None
@@ -94,14 +106,12 @@ def parse_plain(wire: bytes) -> PlainQuery | None:
         payload = int.from_bytes(opt[3:5], "big")
     elif len(wire) != question_end:
         return None
-    return PlainQuery(name_from_labels(tuple(labels)), qtype, question_end, payload)
+    return PlainQuery(qtype, question_end, payload)
 
 
-def render_plain(
-    wire: bytes, query: PlainQuery, answer: Answer, *, limit: int, payload: int
-) -> bytes | None:
-    """The response to the plain query wire, as dns.renderer would write it with our
-    EDNS payload size; None when it exceeds limit or holds a record not written here."""
+def render_plain(wire: bytes, query: PlainQuery, answer: Answer, *, limit: int) -> bytes | None:
+    """The response to the plain query wire, as dns.renderer would write it; None when
+    it exceeds limit or holds a record not written here."""
     if answer.rcode > 15:
         return None
     out = bytearray(wire[: query.question_end])
@@ -116,7 +126,7 @@ def render_plain(
     for section in (answer.answer, answer.authority, answer.additional):
         count = 0
         for rrset in section:
-            written = _write_rrset(out, compress, rrset)
+            written = write_rrset(out, compress, rrset)
             if written is None:
                 return None
             count += written
@@ -130,23 +140,25 @@ def render_plain(
         flags |= _AA
     out[2:12] = struct.pack("!HHHHH", flags, 1, counts[0], counts[1], counts[2] + edns)
     if edns:
-        out += _OPT_START + payload.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
+        out += OPT_RECORD
     return bytes(out)
 
 
-def _write_rrset(out: bytearray, compress: dict[bytes, int], rrset: dns.rrset.RRset) -> int | None:
-    """Append rrset's records as Rdataset.to_wire does (order shuffled the same way);
-    the number of records, or None for a type not written here."""
+def write_rrset(
+    out: bytearray, compress: dict[bytes, int], rrset: dns.rrset.RRset, *, shuffle: bool = True
+) -> int | None:
+    """Append rrset's records as Rdataset.to_wire does (order shuffled the same way
+    unless shuffle is false); the number of records, or None for a type not written here."""
     if rrset.rdclass != IN:
         return None
     rdtype = rrset.rdtype
-    write_rdata = _RDATA_WRITERS.get(rdtype, _write_other)
+    write_rdata = RDATA_WRITERS.get(rdtype, _write_other)
     if write_rdata is None:
         return None
     rdatas = list(rrset)
-    if len(rdatas) > 1:
+    if shuffle and len(rdatas) > 1:
         random.shuffle(rdatas)
-    head = _RR_HEAD.pack(rdtype, IN, rrset.ttl)
+    head = RR_HEAD.pack(rdtype, IN, rrset.ttl)
     owner = rrset.name.labels
     for rdata in rdatas:
         _write_name(out, compress, owner)
@@ -218,7 +230,7 @@ def _write_other(out: bytearray, compress: dict[bytes, int], rdata: dns.rdata.Rd
 
 
 # None: a type whose names dnspython compresses and that is not written here.
-_RDATA_WRITERS: dict[int, RdataWriter | None] = {
+RDATA_WRITERS: dict[int, RdataWriter | None] = {
     dns.rdatatype.A: _write_a,
     dns.rdatatype.AAAA: _write_aaaa,
     dns.rdatatype.TXT: _write_txt,

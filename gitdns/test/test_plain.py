@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from gitdns.plain import parse_plain
 from gitdns.respond import Served, answer_plain, respond, respond_general
 from gitdns.test.zonedata import EXAMPLE, NESTED, ORG, zoneset
+from gitdns.zones import ZoneSet
 
 NOW = 1_700_000_000
 
@@ -276,3 +277,78 @@ class PlainPathTests(SynchronousTestCase):
         reply = respond(self.served, too_long, tcp=False, now=NOW)
         assert reply is not None
         self.assertEqual(reply.wire[3] & 0x0F, dns.rcode.FORMERR)
+
+
+class NoTables:
+    """A Prerendered stand-in with nothing rendered ahead: gitdns.plain renders all."""
+
+    def answer(self, wire: bytes, query: object) -> None:
+        return None
+
+
+class RenderedOnDemandTests(SynchronousTestCase):
+    """The same comparisons with every answer rendered by gitdns.plain.render_plain."""
+
+    def setUp(self) -> None:
+        PlainPathTests.setUp(self)  # type: ignore[arg-type]
+        vars(self.served)["prerendered"] = NoTables()
+
+    both = PlainPathTests.both
+    test_every_owner_and_type_the_same = PlainPathTests.test_every_owner_and_type_the_same
+    test_long_names = PlainPathTests.test_long_names
+
+    @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(queries())
+    def test_same_bytes_as_general_path(self, query: tuple[bytes, bool]) -> None:
+        wire, tcp = query
+        plain, general = self.both(wire, tcp)
+        if plain is not None:
+            self.assertEqual(plain, general)
+
+
+def ask(served: Served, qname: str, rdtype: str = "A") -> dns.message.Message:
+    reply = answer_plain(served, dns.message.make_query(qname, rdtype).to_wire(), False)
+    assert reply is not None
+    return dns.message.from_wire(reply.wire)
+
+
+class PrerenderedTests(SynchronousTestCase):
+    OUTER = "$ORIGIN outer.\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+    OUTER += "mx MX 10 mail.inner.\na.child A 192.0.2.2\n"
+    INNER = "$ORIGIN inner.\n@ SOA ns.outer. hm.outer. 1 2 3 4 5\n@ NS ns.outer.\n"
+    INNER += "mail A 192.0.2.3\n"
+    CHILD = "$ORIGIN child.outer.\n@ SOA ns.outer. hm.outer. 1 2 3 4 5\n@ NS ns.outer.\n"
+    CHILD += "a A 192.0.2.4\n"
+
+    def test_a_zone_served_later_brings_additional_records(self) -> None:
+        alone = Served(zoneset(outer=self.OUTER))
+        self.assertEqual(ask(alone, "mx.outer.", "MX").additional, [])
+        both = Served(zoneset(outer=self.OUTER, inner=self.INNER))
+        additional = ask(both, "mx.outer.", "MX").additional
+        self.assertEqual(
+            [rrset.to_text() for rrset in additional], ["mail.inner. 5 IN A 192.0.2.3"]
+        )
+
+    def test_a_child_zone_answers_for_its_names(self) -> None:
+        served = Served(zoneset(outer=self.OUTER, **{"child.outer": self.CHILD}))
+        self.assertEqual(ask(served, "a.child.outer.").answer[0][0].address, "192.0.2.4")
+        self.assertEqual(ask(served, "ns.outer.").answer[0][0].address, "192.0.2.1")
+
+    def test_unchanged_zones_keep_their_tables_changed_ones_do_not(self) -> None:
+        first = zoneset(outer=self.OUTER, inner=self.INNER)
+        served = Served(first)
+        ask(served, "ns.outer.")
+        ask(served, "mail.inner.")
+        changed = zoneset(outer=self.OUTER.replace("192.0.2.1", "192.0.2.9"), inner=self.INNER)
+        # The inner zone object carries over, as load_zoneset keeps unchanged blobs.
+        zones = dict(changed.zones)
+        zones[dns.name.from_text("inner.")] = first.zones[dns.name.from_text("inner.")]
+        later = Served(ZoneSet(zones))
+        self.assertEqual(ask(later, "ns.outer.").answer[0][0].address, "192.0.2.9")
+        self.assertEqual(ask(later, "mail.inner.").answer[0][0].address, "192.0.2.3")
+        inner_key = b"\x05inner\x00"
+        self.assertIs(later.prerendered._tables[inner_key], served.prerendered._tables[inner_key])
+        outer_key = b"\x05outer\x00"
+        self.assertIsNot(
+            later.prerendered._tables[outer_key], served.prerendered._tables[outer_key]
+        )
