@@ -8,7 +8,9 @@ are bench/queries.sh's. Each server starts cold, pinned to one CPU, dnsperf to a
 
 Usage: bench/bigzone.sh [--lines 275000] [--queries 1000000] [--duration 10]
                         [--servers gitdns,nsd,named] [--clients 20] [--outstanding 300]
-Prints qps per (server, zone) and gitdns big/small (target >= 0.8).
+Prints qps per (server, zone), the server's CPU time per query (from /proc: less
+sensitive to other loads on the machine than qps), and gitdns big/small of both
+(target >= 0.8).
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ def big_queries(lines: int, count: int, nx_share: float = 0.10, seed: int = 1) -
     return "\n".join(out) + "\n"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process pid so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [("gitdns", "small"), ("gitdns", "big")]
         runs += [(kind, "big") for kind in kinds if kind != "gitdns"]
         qps: dict[tuple[str, str], float] = {}
+        cpu: dict[tuple[str, str], float] = {}
         for kind, size in runs:
             text, origin, queries = zones[size]
             server = build(kind, text, origin, start_timeout=BIG_START_TIMEOUT)
@@ -112,10 +122,18 @@ def main(argv: list[str] | None = None) -> int:
                 server.start()
                 label = f"{LABELS[kind]} {size}"
                 print(f"{label:<13} ...", end=" ", flush=True)
+                assert server.proc is not None
+                before = cpu_seconds(server.proc.pid)
                 result = dnsperf(server, queries, args)
+                used = cpu_seconds(server.proc.pid) - before
                 qps[kind, size] = result.qps
+                # NSD answers from a child process: its own CPU time says nothing.
+                usage = ""
+                if kind == "gitdns":
+                    cpu[kind, size] = used / (result.qps * args.duration) * 1e6
+                    usage = f"  {cpu[kind, size]:5.1f} us CPU/query"
                 print(
-                    f"{result.qps:10.1f} qps  lost {result.lost}  avg {result.latency}"
+                    f"{result.qps:10.1f} qps{usage}  lost {result.lost}  avg {result.latency}"
                     f"  [{result.rcodes}]",
                     flush=True,
                 )
@@ -126,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         small, big = qps.get(("gitdns", "small")), qps.get(("gitdns", "big"))
         if small and big:
             print(f"gitdns big/small = {big / small:.3f} (target >= 0.8)")
+            ratio = cpu["gitdns", "small"] / cpu["gitdns", "big"]
+            print(f"gitdns CPU per query, small/big = {ratio:.3f}")
         return 0 if len(qps) == len(runs) else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
