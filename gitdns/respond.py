@@ -158,7 +158,7 @@ def respond(
     (QR set) and fragments shorter than a header get nothing. now is the time in
     seconds since the epoch; peer the client's address.
     """
-    reply = answer_plain(served, wire, tcp)
+    reply = answer_plain(served, wire, tcp=tcp, now=now)
     if reply is not None:
         return reply
     return respond_general(served, wire, tcp=tcp, now=now, peer=peer)
@@ -198,7 +198,7 @@ def respond_general(
     return reply if signature is None else reply._replace(authenticated=True)
 
 
-def answer_plain(served: Served, wire: bytes, tcp: bool) -> Reply | None:
+def answer_plain(served: Served, wire: bytes, *, tcp: bool, now: int) -> Reply | None:
     """respond() for a plain query, without dnspython messages (gitdns.plain); None
     when the request needs the general path. Both give the same bytes."""
     if served.expired:
@@ -212,7 +212,7 @@ def answer_plain(served: Served, wire: bytes, tcp: bool) -> Reply | None:
         limit = 512
     else:
         limit = max(512, min(query.payload, UDP_PAYLOAD))
-    prerendered = served.prerendered.answer(wire, query)
+    prerendered = served.prerendered.answer(wire, query, now)
     if prerendered is not None:
         response, origins = prerendered
         return Reply(response, origins) if len(response) <= limit else None

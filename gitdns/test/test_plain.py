@@ -16,12 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from gitdns import prerendered
 from gitdns.plain import parse_plain
+from gitdns.prerendered import QUIET
 from gitdns.respond import Served, answer_plain, respond, respond_general
 from gitdns.test.zonedata import EXAMPLE, NESTED, ORG, zoneset
 from gitdns.zones import ZoneSet
 
 NOW = 1_700_000_000
+OUTER_KEY = b"\x05outer\x00"
+INNER_KEY = b"\x05inner\x00"
 
 # Records of many kinds and sizes, with names that compress against each other.
 MORE = """\
@@ -164,10 +168,11 @@ def queries(draw: st.DrawFn) -> tuple[bytes, bool]:
 class PlainPathTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.patch(random, "shuffle", fixed_order)
+        self.patch(prerendered, "_latest", [])
         self.served = served()
 
     def both(self, wire: bytes, tcp: bool = False) -> tuple[bytes | None, bytes]:
-        plain = answer_plain(self.served, wire, tcp)
+        plain = answer_plain(self.served, wire, tcp=tcp, now=NOW)
         general = respond_general(self.served, wire, tcp=tcp, now=NOW)
         assert general is not None
         if plain is not None:
@@ -211,7 +216,9 @@ class PlainPathTests(SynchronousTestCase):
             ("example.", "ANY"),
         ]:
             wire = dns.message.make_query(owner, rdtype).to_wire()
-            self.assertIsNotNone(answer_plain(self.served, wire, False), (owner, rdtype))
+            self.assertIsNotNone(
+                answer_plain(self.served, wire, tcp=False, now=NOW), (owner, rdtype)
+            )
 
     def test_respond_answers_plain_queries_as_the_general_path(self) -> None:
         wire = dns.message.make_query("mail.more.example.", "A", use_edns=0).to_wire()
@@ -222,8 +229,8 @@ class PlainPathTests(SynchronousTestCase):
 
     def test_too_big_for_udp_is_left_to_the_general_path(self) -> None:
         wire = dns.message.make_query("big.more.example.", "TXT").to_wire()
-        self.assertIsNone(answer_plain(self.served, wire, False))
-        self.assertIsNotNone(answer_plain(self.served, wire, True))
+        self.assertIsNone(answer_plain(self.served, wire, tcp=False, now=NOW))
+        self.assertIsNotNone(answer_plain(self.served, wire, tcp=True, now=NOW))
         reply = respond(self.served, wire, tcp=False, now=NOW)
         assert reply is not None
         self.assertTrue(dns.message.from_wire(reply.wire).flags & dns.flags.TC)
@@ -254,13 +261,13 @@ class PlainPathTests(SynchronousTestCase):
             base[:11],
             b"\x00\x00\x80" + base[3:],
         ]:
-            self.assertIsNone(answer_plain(self.served, wire, False), wire)
+            self.assertIsNone(answer_plain(self.served, wire, tcp=False, now=NOW), wire)
             self.assertIsNone(parse_plain(wire) if wire is not base else None)
 
     def test_expired_zones_are_left_to_the_general_path(self) -> None:
         expired = Served(self.served.zones, expired=frozenset({dns.name.from_text("example.")}))
         wire = dns.message.make_query("ns1.example.org.", "A").to_wire()
-        self.assertIsNone(answer_plain(expired, wire, False))
+        self.assertIsNone(answer_plain(expired, wire, tcp=False, now=NOW))
 
     def test_long_names(self) -> None:
         label = "a" * 63
@@ -282,7 +289,7 @@ class PlainPathTests(SynchronousTestCase):
 class NoTables:
     """A Prerendered stand-in with nothing rendered ahead: gitdns.plain renders all."""
 
-    def answer(self, wire: bytes, query: object) -> None:
+    def answer(self, wire: bytes, query: object, now: int) -> None:
         return None
 
 
@@ -306,8 +313,9 @@ class RenderedOnDemandTests(SynchronousTestCase):
             self.assertEqual(plain, general)
 
 
-def ask(served: Served, qname: str, rdtype: str = "A") -> dns.message.Message:
-    reply = answer_plain(served, dns.message.make_query(qname, rdtype).to_wire(), False)
+def ask(served: Served, qname: str, rdtype: str = "A", now: int = NOW) -> dns.message.Message:
+    wire = dns.message.make_query(qname, rdtype).to_wire()
+    reply = answer_plain(served, wire, tcp=False, now=now)
     assert reply is not None
     return dns.message.from_wire(reply.wire)
 
@@ -320,21 +328,28 @@ class PrerenderedTests(SynchronousTestCase):
     CHILD = "$ORIGIN child.outer.\n@ SOA ns.outer. hm.outer. 1 2 3 4 5\n@ NS ns.outer.\n"
     CHILD += "a A 192.0.2.4\n"
 
+    def setUp(self) -> None:
+        # Each test starts as a fresh server: no tables made before.
+        self.patch(prerendered, "_latest", [])
+
     def test_a_zone_served_later_brings_additional_records(self) -> None:
         alone = Served(zoneset(outer=self.OUTER))
         self.assertEqual(ask(alone, "mx.outer.", "MX").additional, [])
         both = Served(zoneset(outer=self.OUTER, inner=self.INNER))
-        additional = ask(both, "mx.outer.", "MX").additional
-        self.assertEqual(
-            [rrset.to_text() for rrset in additional], ["mail.inner. 5 IN A 192.0.2.3"]
-        )
+        # Rendered on demand at first, from a new table once quiet.
+        for now in (NOW, NOW + QUIET):
+            additional = ask(both, "mx.outer.", "MX", now=now).additional
+            self.assertEqual(
+                [rrset.to_text() for rrset in additional], ["mail.inner. 5 IN A 192.0.2.3"]
+            )
+        self.assertIn(OUTER_KEY, both.prerendered._tables)
 
     def test_a_child_zone_answers_for_its_names(self) -> None:
         served = Served(zoneset(outer=self.OUTER, **{"child.outer": self.CHILD}))
         self.assertEqual(ask(served, "a.child.outer.").answer[0][0].address, "192.0.2.4")
         self.assertEqual(ask(served, "ns.outer.").answer[0][0].address, "192.0.2.1")
 
-    def test_unchanged_zones_keep_their_tables_changed_ones_do_not(self) -> None:
+    def two_versions(self) -> tuple[Served, Served]:
         first = zoneset(outer=self.OUTER, inner=self.INNER)
         served = Served(first)
         ask(served, "ns.outer.")
@@ -343,12 +358,28 @@ class PrerenderedTests(SynchronousTestCase):
         # The inner zone object carries over, as load_zoneset keeps unchanged blobs.
         zones = dict(changed.zones)
         zones[dns.name.from_text("inner.")] = first.zones[dns.name.from_text("inner.")]
-        later = Served(ZoneSet(zones))
-        self.assertEqual(ask(later, "ns.outer.").answer[0][0].address, "192.0.2.9")
+        return served, Served(ZoneSet(zones))
+
+    def test_unchanged_zones_keep_their_tables(self) -> None:
+        served, later = self.two_versions()
+        self.assertIn(OUTER_KEY, served.prerendered._tables)
         self.assertEqual(ask(later, "mail.inner.").answer[0][0].address, "192.0.2.3")
-        inner_key = b"\x05inner\x00"
-        self.assertIs(later.prerendered._tables[inner_key], served.prerendered._tables[inner_key])
-        outer_key = b"\x05outer\x00"
-        self.assertIsNot(
-            later.prerendered._tables[outer_key], served.prerendered._tables[outer_key]
-        )
+        self.assertIs(later.prerendered._tables[INNER_KEY], served.prerendered._tables[INNER_KEY])
+
+    def test_changed_zone_gets_its_table_once_quiet(self) -> None:
+        _, later = self.two_versions()
+        for now in (NOW, NOW + QUIET - 1):
+            self.assertEqual(ask(later, "ns.outer.", now=now).answer[0][0].address, "192.0.2.9")
+            self.assertNotIn(OUTER_KEY, later.prerendered._tables)
+        self.assertEqual(ask(later, "ns.outer.", now=NOW + QUIET).answer[0][0].address, "192.0.2.9")
+        self.assertIn(OUTER_KEY, later.prerendered._tables)
+
+    def test_zone_changed_again_waits_again(self) -> None:
+        _, later = self.two_versions()
+        ask(later, "ns.outer.", now=NOW)
+        again = zoneset(outer=self.OUTER.replace("192.0.2.1", "192.0.2.8"), inner=self.INNER)
+        third = Served(again)
+        self.assertEqual(ask(third, "ns.outer.", now=NOW + QUIET).answer[0][0].address, "192.0.2.8")
+        self.assertNotIn(OUTER_KEY, third.prerendered._tables)
+        ask(third, "ns.outer.", now=NOW + 2 * QUIET)
+        self.assertIn(OUTER_KEY, third.prerendered._tables)
