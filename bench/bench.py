@@ -102,22 +102,24 @@ class Result:
     latency: str
 
 
-def build(kind: str, text: str) -> Server:
+def build(kind: str, text: str, origin: str = ORIGIN, start_timeout: float = 30) -> Server:
+    """kind's server for one zone (origin with its trailing dot) on its own address."""
     host = ADDRESSES[kind]
     if kind == "gitdns":
-        return Gitdns({ZONE: text}, host=host)
+        return Gitdns({origin.rstrip("."): text}, host=host, start_timeout=start_timeout)
     if kind == "nsd":
         # NSD rate-limits responses per client prefix by default (RRL); off for a bench
         return Nsd(
-            {ORIGIN: text},
+            {origin: text},
             server_count=1,
             host=host,
+            start_timeout=start_timeout,
             options=["rrl-ratelimit: 0", "rrl-whitelist-ratelimit: 0"],
         )
     if kind == "named":
-        return Named({ORIGIN: text}, threads=1, host=host)
+        return Named({origin: text}, threads=1, host=host, start_timeout=start_timeout)
     if kind == "twistd-dns":
-        return TwistedNames(ORIGIN, text, host=host)
+        return TwistedNames(origin, text, host=host)
     raise ValueError(kind)
 
 

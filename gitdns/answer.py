@@ -12,6 +12,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from gitdns.names import closest, name_from_labels, parent
 from gitdns.zones import Zone, ZoneSet
 
 A = dns.rdatatype.A
@@ -26,8 +27,6 @@ SRV = dns.rdatatype.SRV
 
 # Longest CNAME chain followed inside our zones (BIND restarts at most 11 times).
 MAX_CHAIN = 12
-
-WILDCARD = dns.name.Name((b"*",))
 
 
 @dataclass
@@ -46,7 +45,8 @@ class Answer:
 def resolve(zoneset: ZoneSet, qname: dns.name.Name, qtype: int) -> Answer:
     """Answer qname/qtype (class IN) from our zones; REFUSED when no zone encloses it."""
     result = Answer()
-    zone = zoneset.find(qname)
+    zones = zoneset.zones
+    zone = closest(zones, qname)
     if zone is None:
         result.rcode = dns.rcode.REFUSED
         return result
@@ -60,7 +60,7 @@ def resolve(zoneset: ZoneSet, qname: dns.name.Name, qtype: int) -> Answer:
         if target is None or target in seen:
             break
         seen.add(target)
-        zone = zoneset.find(target)
+        zone = closest(zones, target)
         if zone is None:
             break
         name = target
@@ -121,16 +121,16 @@ def _zone_cut(zone: Zone, qname: dns.name.Name, qtype: int) -> dns.name.Name | N
     while name != origin:
         if name in zone.cuts and not (name == qname and qtype == DS):
             found = name
-        name = name.parent()
+        name = parent(name)
     return found
 
 
 def _wildcard(zone: Zone, qname: dns.name.Name) -> dict[int, dns.rrset.RRset] | None:
     """The node of the source of synthesis: '*' below the closest encloser (RFC 4592 3.3.1)."""
-    encloser = qname.parent()
+    encloser = parent(qname)
     while encloser not in zone.names:
-        encloser = encloser.parent()
-    return zone.nodes.get(WILDCARD.concatenate(encloser))
+        encloser = parent(encloser)
+    return zone.nodes.get(name_from_labels((b"*", *encloser.labels)))
 
 
 def _owned(rrset: dns.rrset.RRset, owner: dns.name.Name) -> dns.rrset.RRset:
@@ -140,7 +140,8 @@ def _owned(rrset: dns.rrset.RRset, owner: dns.name.Name) -> dns.rrset.RRset:
     return dns.rrset.from_rdata_list(owner, rrset.ttl, list(rrset))
 
 
-def _targets(rrset: dns.rrset.RRset) -> list[dns.name.Name]:
+def additional_targets(rrset: dns.rrset.RRset) -> list[dns.name.Name]:
+    """The names whose addresses go in the additional section with rrset."""
     if rrset.rdtype == NS:
         return [rdata.target for rdata in rrset]
     if rrset.rdtype == MX:
@@ -157,8 +158,8 @@ def _add_additional(zoneset: ZoneSet, result: Answer) -> None:
     for section in (result.answer, result.authority):
         for rrset in section:
             glue = rrset.rdtype == NS
-            for target in _targets(rrset):
-                zone = zoneset.find(target)
+            for target in additional_targets(rrset):
+                zone = closest(zoneset.zones, target)
                 if zone is None:
                     continue
                 node = zone.nodes.get(target)

@@ -7,7 +7,8 @@ decides what to do with the result (send it, cache it).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import dns.exception
 import dns.flags
@@ -21,12 +22,11 @@ import dns.renderer
 
 from gitdns.answer import Answer, resolve
 from gitdns.keys import Operation
+from gitdns.plain import UDP_PAYLOAD, parse_plain, render_plain
 from gitdns.tsig import Keyring, Signature, add_signature, check, read
 from gitdns.xfr import Delta, axfr_messages, ixfr_messages, ixfr_plan
 from gitdns.zones import ZoneSet
 
-# The payload we offer and accept at most over UDP (DNS flag day 2020: no fragments).
-UDP_PAYLOAD = 1232
 # Size of an OPT record without options: root name, type, class, TTL, RDLENGTH.
 OPT_SIZE = 11
 TCP_LIMIT = 65535
@@ -129,8 +129,10 @@ class UpdateReceived:
 Event = NotifyReceived | SecondaryRegistered | UpdateReceived
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
+    """What respond() gives the shell. A named tuple: made for every answer not
+    cached yet, and a frozen dataclass takes several times as long to make."""
+
     wire: bytes
     # The zones this answer was drawn from; an unsigned answer with origins may be
     # cached until one of them changes.
@@ -151,6 +153,16 @@ def respond(
     (QR set) and fragments shorter than a header get nothing. now is the time in
     seconds since the epoch; peer the client's address.
     """
+    reply = answer_plain(served, wire, tcp=tcp, now=now)
+    if reply is not None:
+        return reply
+    return respond_general(served, wire, tcp=tcp, now=now, peer=peer)
+
+
+def respond_general(
+    served: Served, wire: bytes, *, tcp: bool, now: int, peer: str | None = None
+) -> Reply | None:
+    """respond() for any request, through dnspython's parser and renderer."""
     if len(wire) < 12 or wire[2] & 0x80:
         return None
     try:
@@ -182,7 +194,28 @@ def respond(
         reply = answer_update(served, request)
     else:
         reply = request.error(dns.rcode.NOTIMP)
-    return reply if signature is None else replace(reply, authenticated=True)
+    return reply if signature is None else reply._replace(authenticated=True)
+
+
+def answer_plain(served: Served, wire: bytes, *, tcp: bool, now: int) -> Reply | None:
+    """respond() for a plain query, without dnspython messages (gitdns.plain); None
+    when the request needs the general path. Both give the same bytes."""
+    if served.expired or served.loading:
+        return None
+    query = parse_plain(wire)
+    if query is None or query.qtype in META_TYPES or query.qtype in TRANSFER_TYPES:
+        return None
+    if tcp:
+        limit = TCP_LIMIT
+    elif query.payload is None:
+        limit = 512
+    else:
+        limit = max(512, min(query.payload, UDP_PAYLOAD))
+    answer = resolve(served.zones, query.qname(wire), query.qtype)
+    response = render_plain(wire, query, answer, limit=limit)
+    if response is None:
+        return None
+    return Reply(response, frozenset(answer.origins))
 
 
 def header_error(wire: bytes, rcode: int) -> bytes:

@@ -144,6 +144,10 @@ def install() -> None:
     dns.name.Name.__eq__ = _eq  # type: ignore[method-assign]
     dns.name.Name.__ne__ = _ne  # type: ignore[method-assign]
     dns.name.Name.to_wire = _to_wire_uncompressed  # type: ignore[method-assign]
+    # dnspython files the class of each (class, type) when first asked; once asked for
+    # class ANY with an IN-only type (SRV, A) it files GenericRdata there, and from
+    # then on uses that for class IN too, unless IN was asked first: ask IN first.
+    dns.rdata.load_all_types(disable_dynamic_load=False)
     _install_rdata_hashes()
     _rehash_dnspython_tables()
 

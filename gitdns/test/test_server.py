@@ -10,10 +10,10 @@ import dns.name
 import dns.query
 import dns.rcode
 from twisted.internet import defer, threads
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from gitdns.authority import GitAuthority
-from gitdns.respond import Served, respond
+from gitdns.respond import Reply, Served, respond
 from gitdns.server import (
     DNSStreamFactory,
     ListenerService,
@@ -48,6 +48,29 @@ class Listening:
         query = dns.message.make_query(qname, qtype)
         send = dns.query.tcp if tcp else dns.query.udp
         return threads.deferToThread(send, query, "127.0.0.1", timeout=5, port=self.port)
+
+
+class ResponseCacheTests(SynchronousTestCase):
+    def test_full_cache_drops_its_oldest_quarter(self) -> None:
+        cache = ResponseCache(limit=8)
+        origin = dns.name.from_text("example.")
+        reply = Reply(b"\x00\x00answer", frozenset({origin}))
+        for number in range(8):
+            cache.store(cache.udp, b"\x00\x00%d" % number, reply)
+        cache.store(cache.tcp, b"\x00\x00late", reply)
+        self.assertEqual(list(cache.udp), [b"%d" % number for number in range(3, 8)])
+        self.assertEqual(list(cache.tcp), [b"late"])
+        cache.invalidate([origin])
+        self.assertEqual((cache.udp, cache.tcp), ({}, {}))
+
+    def test_eviction_forgets_dropped_keys(self) -> None:
+        cache = ResponseCache(limit=4)
+        origins = [dns.name.from_text(f"z{number}.") for number in range(40)]
+        for number, origin in enumerate(origins):
+            cache.store(cache.udp, b"\x00\x00%d" % number, Reply(b"\x00\x00", frozenset({origin})))
+        self.assertLessEqual(len(cache.udp), 4)
+        # Only the origins of answers still held are tracked: no growth with traffic.
+        self.assertEqual(len(cache._keys), len(cache.udp))
 
 
 class ServerTests(TestCase):

@@ -12,6 +12,7 @@ import dns.rdtypes.ANY.SOA
 import dns.rdtypes.ANY.TXT
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
+import dns.rdtypes.IN.SRV
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -133,3 +134,11 @@ class ImportOrderTests(SynchronousTestCase):
             [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
         )
         self.assertEqual(result.returncode, 0, result.stderr)
+
+
+class RdataClassTests(SynchronousTestCase):
+    def test_class_any_lookups_leave_class_in_alone(self) -> None:
+        for rdtype in (dns.rdatatype.SRV, dns.rdatatype.A, dns.rdatatype.AAAA):
+            dns.rdata.get_rdata_class(dns.rdataclass.ANY, rdtype)
+        rdata = dns.rdata.from_text("IN", "SRV", "0 5 5060 sip.example.")
+        self.assertIsInstance(rdata, dns.rdtypes.IN.SRV.SRV)

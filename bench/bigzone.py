@@ -1,0 +1,155 @@
+"""Query rate on a big zone against the small-zone rate, in one run (issue #9).
+
+The big zone is bench/load.sh's: LINES lines (A, TXT and MX owners h0..hN under
+big.example.). Its query file holds --queries names drawn uniformly over every owner,
+each with the type it has, and 10 % NXDOMAIN names: most queries ask something not
+asked before, so a response cache cannot carry the rate. The small zone and its queries
+are bench/queries.sh's. Each server starts cold, pinned to one CPU, dnsperf to another.
+
+Usage: bench/bigzone.sh [--lines 275000] [--queries 1000000] [--duration 10]
+                        [--servers gitdns,nsd,named] [--clients 20] [--outstanding 300]
+Prints qps per (server, zone), the server's CPU time per query (from /proc: less
+sensitive to other loads on the machine than qps), and gitdns big/small of both
+(target >= 0.8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import LABELS, build, dnsperf, make_queries, make_zone
+from tests.peers import ServerError, which
+
+SMALL_ORIGIN = "bench.example."
+BIG_ORIGIN = "big.example."
+# Loading 275,000 lines takes a while (git clone, parsing, indexing).
+BIG_START_TIMEOUT = 600.0
+
+
+def big_zone(lines: int) -> str:
+    """bench/load.sh's zone: owner h<i> has an A (i % 3 == 0), TXT (1) or MX (2) record."""
+    out = [
+        f"$ORIGIN {BIG_ORIGIN}",
+        "$TTL 3600",
+        "@ SOA ns1 hostmaster 1 3600 600 86400 300",
+        "@ NS ns1",
+        "ns1 A 192.0.2.1",
+    ]
+    for i in range(lines - 5):
+        kind = i % 3
+        if kind == 0:
+            out.append(f"h{i} A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
+        elif kind == 1:
+            out.append(f'h{i} TXT "v=spf1 include:_spf.example.com ~all {i}"')
+        else:
+            out.append(f"h{i} MX 10 mail{i % 100}.example.net.")
+    return "\n".join(out) + "\n"
+
+
+def big_queries(lines: int, count: int, nx_share: float = 0.10, seed: int = 1) -> str:
+    rng = random.Random(seed)
+    owners = lines - 5
+    types = ("A", "TXT", "MX")
+    out = []
+    for _ in range(count):
+        if rng.random() < nx_share:
+            out.append(f"nx{rng.randrange(10**7)}.{BIG_ORIGIN} A")
+        else:
+            i = rng.randrange(owners)
+            out.append(f"h{i}.{BIG_ORIGIN} {types[i % 3]}")
+    return "\n".join(out) + "\n"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process pid so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--lines", type=int, default=275_000, help="lines of the big zone")
+    p.add_argument("--queries", type=int, default=1_000_000, help="big-zone query file size")
+    p.add_argument("--duration", type=int, default=10, help="seconds per server and zone")
+    p.add_argument("--clients", type=int, default=20, help="dnsperf -c")
+    p.add_argument("--outstanding", type=int, default=300, help="dnsperf -q")
+    p.add_argument("--servers", default="gitdns", help="gitdns,nsd,named: others on the big zone")
+    p.add_argument("--server-cpu", type=int, default=0)
+    p.add_argument("--client-cpu", type=int, default=1)
+    p.add_argument("-v", "--verbose", action="store_true", help="print dnsperf output")
+    args = p.parse_args(argv)
+    args.max_qps = 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    for tool in ("dnsperf", "taskset"):
+        if which(tool) is None:
+            sys.exit(f"{tool} not found")
+    kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
+    os.sched_setaffinity(0, {args.server_cpu})
+
+    work = Path(tempfile.mkdtemp(prefix="gitdns-bigzone-"))
+    try:
+        small_queries = work / "small.txt"
+        small_queries.write_text(make_queries(1000))
+        big_queries_file = work / "big.txt"
+        big_queries_file.write_text(big_queries(args.lines, args.queries))
+        zones = {
+            "small": (make_zone(1000), SMALL_ORIGIN, small_queries),
+            "big": (big_zone(args.lines), BIG_ORIGIN, big_queries_file),
+        }
+        print(
+            f"big zone {BIG_ORIGIN}: {args.lines} lines, {args.queries} random queries;"
+            f" {args.duration}s each, dnsperf -c {args.clients} -T 1 -q {args.outstanding}",
+            flush=True,
+        )
+        runs = [("gitdns", "small"), ("gitdns", "big")]
+        runs += [(kind, "big") for kind in kinds if kind != "gitdns"]
+        qps: dict[tuple[str, str], float] = {}
+        cpu: dict[tuple[str, str], float] = {}
+        for kind, size in runs:
+            text, origin, queries = zones[size]
+            server = build(kind, text, origin, start_timeout=BIG_START_TIMEOUT)
+            try:
+                server.start()
+                label = f"{LABELS[kind]} {size}"
+                print(f"{label:<13} ...", end=" ", flush=True)
+                assert server.proc is not None
+                before = cpu_seconds(server.proc.pid)
+                result = dnsperf(server, queries, args)
+                used = cpu_seconds(server.proc.pid) - before
+                qps[kind, size] = result.qps
+                # NSD answers from a child process: its own CPU time says nothing.
+                usage = ""
+                if kind == "gitdns":
+                    cpu[kind, size] = used / (result.qps * args.duration) * 1e6
+                    usage = f"  {cpu[kind, size]:5.1f} us CPU/query"
+                print(
+                    f"{result.qps:10.1f} qps{usage}  lost {result.lost}  avg {result.latency}"
+                    f"  [{result.rcodes}]",
+                    flush=True,
+                )
+            except (ServerError, RuntimeError) as error:
+                print(f"{LABELS[kind]} {size}: FAILED: {error}", flush=True)
+            finally:
+                server.stop()
+        small, big = qps.get(("gitdns", "small")), qps.get(("gitdns", "big"))
+        if small and big:
+            print(f"gitdns big/small = {big / small:.3f} (target >= 0.8)")
+            ratio = cpu["gitdns", "small"] / cpu["gitdns", "big"]
+            print(f"gitdns CPU per query, small/big = {ratio:.3f}")
+        return 0 if len(qps) == len(runs) else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
