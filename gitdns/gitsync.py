@@ -60,6 +60,8 @@ class Loaded:
     snapshot: Snapshot
     result: LoadResult
     deltas: dict[dns.name.Name, Delta]
+    # Made by our own commit of UPDATEs (each has its log line already).
+    by_updates: bool = False
 
 
 Install = Callable[[Loaded], None]
@@ -154,7 +156,8 @@ class GitSync:
         applied, snapshot = self.repo.commit_updates_blocking(items, self._known(), now)
         if snapshot is None:
             return applied, None
-        return applied, self._load(snapshot, applied.zones, applied.deltas)
+        loaded = self._load(snapshot, applied.zones, applied.deltas)
+        return applied, dataclasses.replace(loaded, by_updates=True)
 
     # On the reactor.
 
@@ -242,13 +245,17 @@ class GitSync:
                 self.counters.applied += 1
             else:
                 self.counters.rejected += 1
+            change = ""
+            if loaded is not None and not rcode:
+                serial = loaded.result.zoneset.zones[item.zone].serial
+                change = f", {next(changes)}, serial {serial}"
             log.info(
                 "UPDATE {zone} from {client} (key {key}): {rcode}{change}",
                 zone=str(item.zone),
                 client=item.client,
                 key=str(item.keyname),
                 rcode=dns.rcode.to_text(rcode),
-                change=f", {next(changes)}" if loaded is not None and not rcode else "",
+                change=change,
             )
             waiting.answer.callback(waiting.request.reply(Answer(rcode=rcode)))
         if loaded is not None:
