@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -227,9 +228,10 @@ class Key:
         # The secret is elided so that logging a key can never leak it.
         return f"Key(name='{self.name}', algorithm='{self.algorithm}', secret=<elided>)"
 
-    @property
+    @functools.cached_property
     def role(self) -> KeyRole | None:
-        """Operation, zone and addresses from the name (None: grants nothing)."""
+        """Operation, zone and addresses from the name (None: grants nothing); read once
+        per key (start-up asks it for every key and every zone)."""
         return key_role(self.name)
 
     def tsig_key(self) -> dns.tsig.Key:
