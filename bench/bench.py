@@ -167,30 +167,39 @@ def dnsperf(server: Server, queries: Path, args: argparse.Namespace) -> Result:
     )
 
 
+def dnsperf_options(p: argparse.ArgumentParser) -> None:
+    """The options of a dnsperf run that bench/bigzone.py shares."""
+    p.add_argument("--clients", type=int, default=20, help="dnsperf -c")
+    p.add_argument("--outstanding", type=int, default=300, help="dnsperf -q")
+    p.add_argument("--server-cpu", type=int, default=0)
+    p.add_argument("--client-cpu", type=int, default=1)
+    p.add_argument("-v", "--verbose", action="store_true", help="print dnsperf output")
+
+
+def prepare_run(args: argparse.Namespace) -> list[str]:
+    """Before a dnsperf run: the servers asked for (--servers), checked tools, SIGTERM
+    handled and this process on the server's CPU."""
+    # SIGTERM (e.g. from `timeout`) unwinds through the finally blocks that stop servers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    for tool in ("dnsperf", "taskset"):
+        if which(tool) is None:
+            sys.exit(f"{tool} not found")
+    # Servers (started from this process) inherit this CPU; dnsperf gets its own.
+    os.sched_setaffinity(0, {args.server_cpu})
+    return [k.strip() for k in args.servers.split(",") if k.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--duration", type=int, default=20, help="seconds per server")
-    p.add_argument("--clients", type=int, default=20, help="dnsperf -c")
-    p.add_argument("--outstanding", type=int, default=300, help="dnsperf -q")
     p.add_argument("--max-qps", type=int, default=0, help="dnsperf -Q (0: unlimited)")
     p.add_argument("--names", type=int, default=1000, help="names in the zone")
     p.add_argument("--servers", default="gitdns,nsd,named,twistd-dns")
-    p.add_argument("--server-cpu", type=int, default=0)
-    p.add_argument("--client-cpu", type=int, default=1)
-    p.add_argument("-v", "--verbose", action="store_true", help="print dnsperf output")
+    dnsperf_options(p)
     args = p.parse_args(argv)
-    # SIGTERM (e.g. from `timeout`) unwinds through the finally blocks that stop servers
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
-    for tool in ("dnsperf", "taskset"):
-        if which(tool) is None:
-            sys.exit(f"{tool} not found")
-    kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
-
-    # Servers (started from this process) inherit this CPU; dnsperf gets its own.
-    os.sched_setaffinity(0, {args.server_cpu})
+    kinds = prepare_run(args)
 
     work = Path(tempfile.mkdtemp(prefix="gitdns-bench-"))
     try:

@@ -19,13 +19,20 @@ import argparse
 import os
 import random
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from bench import LABELS, build, dnsperf, make_queries, make_zone
-from tests.peers import ServerError, which
+from bench import (
+    LABELS,
+    build,
+    dnsperf,
+    dnsperf_options,
+    make_queries,
+    make_zone,
+    prepare_run,
+)
+from tests.peers import ServerError
 
 SMALL_ORIGIN = "bench.example."
 BIG_ORIGIN = "big.example."
@@ -81,20 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lines", type=int, default=275_000, help="lines of the big zone")
     p.add_argument("--queries", type=int, default=1_000_000, help="big-zone query file size")
     p.add_argument("--duration", type=int, default=10, help="seconds per server and zone")
-    p.add_argument("--clients", type=int, default=20, help="dnsperf -c")
-    p.add_argument("--outstanding", type=int, default=300, help="dnsperf -q")
     p.add_argument("--servers", default="gitdns", help="gitdns,nsd,named: others on the big zone")
-    p.add_argument("--server-cpu", type=int, default=0)
-    p.add_argument("--client-cpu", type=int, default=1)
-    p.add_argument("-v", "--verbose", action="store_true", help="print dnsperf output")
+    dnsperf_options(p)
     args = p.parse_args(argv)
     args.max_qps = 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    for tool in ("dnsperf", "taskset"):
-        if which(tool) is None:
-            sys.exit(f"{tool} not found")
-    kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
-    os.sched_setaffinity(0, {args.server_cpu})
+    kinds = prepare_run(args)
 
     work = Path(tempfile.mkdtemp(prefix="gitdns-bigzone-"))
     try:

@@ -15,22 +15,8 @@ import time
 
 import dns.message
 import dns.query
+from bigzone import big_zone
 from running import git, primary, workdir
-
-
-def big_zone(count: int) -> str:
-    """The zone of bench/load.sh: count lines of A, TXT and MX records."""
-    lines = ["$ORIGIN big.example.", "$TTL 3600", "@ SOA ns1 hostmaster 1 3600 600 86400 300"]
-    lines += ["@ NS ns1", "ns1 A 192.0.2.1"]
-    for i in range(count - 5):
-        kind = i % 3
-        if kind == 0:
-            lines.append(f"h{i} A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
-        elif kind == 1:
-            lines.append(f'h{i} TXT "v=spf1 include:_spf.example.com ~all {i}"')
-        else:
-            lines.append(f"h{i} MX 10 mail{i % 100}.example.net.")
-    return "\n".join(lines) + "\n"
 
 
 def resident(pid: int) -> tuple[int, int]:
