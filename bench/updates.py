@@ -15,6 +15,7 @@ Usage: bench/updates.sh [--duration 10] [--clients 4] [--sizes 1000,100000]
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
 import socket
 import statistics
@@ -25,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -113,7 +115,62 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run(records: int, duration: float, clients: int, verbose: bool) -> dict[str, object]:
+def in_threads(
+    host: str, port: int, clients: int, duration: float
+) -> tuple[list[ClientResult], float]:
+    """clients threads of this process send UPDATEs for duration seconds."""
+    results = [ClientResult() for _ in range(clients)]
+    start, stop = threading.Event(), threading.Event()
+    threads = [
+        threading.Thread(target=client, args=(host, port, n, start, stop, results[n]), daemon=True)
+        for n in range(clients)
+    ]
+    for t in threads:
+        t.start()
+    began = time.perf_counter()
+    start.set()
+    time.sleep(duration)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    return results, time.perf_counter() - began
+
+
+def _client_process(
+    host: str, port: int, number: int, start: Any, stop: Any, out: multiprocessing.Queue
+) -> None:
+    result = ClientResult()
+    client(host, port, number, start, stop, result)
+    out.put(result)
+
+
+def in_processes(
+    host: str, port: int, clients: int, duration: float
+) -> tuple[list[ClientResult], float]:
+    """clients processes (as independent clients are: each parses and signs on its own,
+    not sharing one interpreter's lock) send UPDATEs for duration seconds."""
+    context = multiprocessing.get_context("fork")
+    start, stop, out = context.Event(), context.Event(), context.Queue()
+    workers = [
+        context.Process(target=_client_process, args=(host, port, n, start, stop, out))
+        for n in range(clients)
+    ]
+    for worker in workers:
+        worker.start()
+    began = time.perf_counter()
+    start.set()
+    time.sleep(duration)
+    stop.set()
+    results = [out.get(timeout=60) for _ in workers]
+    elapsed = time.perf_counter() - began
+    for worker in workers:
+        worker.join(60)
+    return results, elapsed
+
+
+def run(
+    records: int, duration: float, clients: int, verbose: bool, processes: bool
+) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="gitdns-bench-updates-"))
     server: Gitdns | None = None
     try:
@@ -145,25 +202,10 @@ def run(records: int, duration: float, clients: int, verbose: bool) -> dict[str,
         halt.set()
         t.join(60)
 
-        results = [ClientResult() for _ in range(clients)]
-        start, stop = threading.Event(), threading.Event()
-        threads = [
-            threading.Thread(
-                target=client,
-                args=(server.host, server.port, n, start, stop, results[n]),
-                daemon=True,
-            )
-            for n in range(clients)
-        ]
-        for t in threads:
-            t.start()
-        began = time.perf_counter()
-        start.set()
-        time.sleep(duration)
-        stop.set()
-        for t in threads:
-            t.join(60)
-        elapsed = time.perf_counter() - began
+        if processes:
+            results, elapsed = in_processes(server.host, server.port, clients, duration)
+        else:
+            results, elapsed = in_threads(server.host, server.port, clients, duration)
         latencies = [x for r in results for x in r.latencies]
         errors: dict[str, int] = {}
         for r in results:
@@ -203,12 +245,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per zone")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="clients as processes, not threads of this one (independent clients)",
+    )
     parser.add_argument("--sizes", default="1000,100000", help="zone sizes in records")
     parser.add_argument("-v", "--verbose", action="store_true", help="print server log tails")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
-        f"gitdns UPDATE benchmark: {args.clients} clients over TCP, TSIG hmac-sha256, "
+        f"gitdns UPDATE benchmark: {args.clients} clients "
+        f"({'processes' if args.processes else 'threads'}) over TCP, TSIG hmac-sha256, "
         f"{args.duration:g} s per zone, bare remote on local disk"
     )
     print(
@@ -217,7 +265,7 @@ def main() -> int:
     )
     failed = False
     for size in sizes:
-        r = run(size, args.duration, args.clients, args.verbose)
+        r = run(size, args.duration, args.clients, args.verbose, args.processes)
         rate_target, median_target = TARGETS.get(size, (None, None))
         ok = (rate_target is None or r["rate"] >= rate_target) and (
             median_target is None or r["median_ms"] <= median_target

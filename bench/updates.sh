@@ -5,7 +5,7 @@
 # Targets: >= 200 updates/s and median <= 20 ms (1,000 records); >= 20 updates/s
 # (100,000 records).  Exit status 1 when a target is missed.
 # Options (see bench/updates.py --help): --duration SECONDS (10) --clients N (4)
-#   --sizes 1000,100000  -v
+#   --processes (clients as processes, not threads)  --sizes 1000,100000  -v
 # Example: bench/updates.sh --duration 5 --sizes 1000
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
