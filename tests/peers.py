@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +68,25 @@ def free_port(host: str = "127.0.0.1", attempts: int = 50) -> int:
 
 def which(program: str) -> str | None:
     return shutil.which(program, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
+def eventually(check: Callable[[], object], timeout: float = 10.0) -> bool:
+    """Whether check() held within timeout seconds (asked every 0.1 s, once more at the end)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return bool(check())
+
+
+# The seed's example zone, as most suites serve it (fields separated by tabs: tests
+# change the serial with .replace("\t1\t", "\t2\t")); suites add their own records.
+MIRAGE = (
+    "$ORIGIN mirage.\n$TTL 3600\n"
+    "@\tSOA\tns1\thostmaster\t1\t86400\t7200\t1048576\t3600\n"
+    "@\tNS\tns1\nns1\tA\t127.0.0.1\nwww\tA\t1.1.1.1\n"
+)
 
 
 def soa_answers(host: str, port: int, zone: str, timeout: float = 0.5) -> bool:
@@ -607,6 +626,20 @@ def kdig(*args: str, server: str = "127.0.0.1", port: int = 53, timeout: float =
         ],
         timeout,
     )
+
+
+def nsupdate(server: Server, key: TsigKey, zone: str, *commands: str) -> None:
+    """BIND's nsupdate sends commands to server as one UPDATE of zone, signed with key."""
+    script = f"server {server.host} {server.port}\nzone {zone}\n"
+    script += "".join(f"{command}\n" for command in commands) + "send\n"
+    result = subprocess.run(
+        [which("nsupdate") or "nsupdate", "-y", f"{key.algorithm}:{key.name}:{key.secret}"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def server_log_report(servers: Iterable[Server]) -> str:

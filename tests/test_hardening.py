@@ -11,14 +11,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-MIRAGE = """\
-$ORIGIN mirage.
-$TTL 3600
-@	SOA	ns1	hostmaster	1	86400	7200	1048576	3600
-@	NS	ns1
-ns1     A       127.0.0.1
-www	A	1.1.1.1
-"""
+from tests.peers import MIRAGE
 
 
 def flood(source: str, server, count: int, seconds: float) -> int:

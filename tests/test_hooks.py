@@ -4,11 +4,9 @@ post-receive NOTIFYs a running gitdns-primary, pre-commit refuses broken commits
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from tests.peers import ROOT, commit, dig, git, git_env, make_repo
+from tests.peers import ROOT, commit, dig, eventually, git, git_env, make_repo
 
 GITDNS = str(ROOT / ".venv" / "bin" / "gitdns")
 SECRET = "kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="
@@ -23,15 +21,6 @@ def mirage(serial: int, www: str = "1.1.1.1", extra: str = "") -> str:
         f"@\tSOA\tns1\thostmaster\t{serial}\t86400\t7200\t1048576\t3600\n"
         f"@\tNS\tns1\nns1\tA\t127.0.0.1\nwww\tA\t{www}\n{extra}"
     )
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
 
 
 def run_git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 import dns.name
 import dns.query
 import dns.tsig
 import dns.zone
 
-from tests.peers import Named, NamedZone, Remote, TsigKey, dig, free_port, git
+from tests.peers import (
+    Named,
+    NamedZone,
+    Remote,
+    TsigKey,
+    dig,
+    eventually,
+    free_port,
+    git,
+    nsupdate,
+)
 
 UPDATE_SECRET = "kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="
+UPDATE = TsigKey("personal._update.mirage", UPDATE_SECRET)
 TRANSFER = TsigKey(
     "127.0.0.1.127.0.0.1._transfer.mirage", "cDK6sKyvlt8UBerZlmxuD84ih2KookJGDagJlLVNo20="
 )
@@ -25,29 +35,6 @@ KEYS = (
     f"personal._update.mirage. DNSKEY 0 3 163 {UPDATE_SECRET}\n"
     f"{TRANSFER.name}. DNSKEY 0 3 163 {TRANSFER.secret}\n"
 )
-
-
-def eventually(check, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def nsupdate(primary, *commands: str) -> None:
-    """BIND's nsupdate sends commands to primary in one UPDATE of mirage."""
-    script = f"server {primary.host} {primary.port}\nzone mirage\n"
-    script += "".join(f"{command}\n" for command in commands) + "send\n"
-    result = subprocess.run(
-        ["nsupdate", "-y", f"hmac-sha256:personal._update.mirage:{UPDATE_SECRET}"],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def test_bind_secondary_gets_ixfr(gitdns, servers, tmp_path) -> None:
@@ -78,7 +65,13 @@ def test_bind_secondary_gets_ixfr(gitdns, servers, tmp_path) -> None:
         )
     )
     assert dig("+short", "h1.mirage", port=secondary.port).strip() == "192.0.2.1"
-    nsupdate(primary, "update add new.mirage. 300 A 198.51.100.1", "update delete h2.mirage. A")
+    nsupdate(
+        primary,
+        UPDATE,
+        "mirage",
+        "update add new.mirage. 300 A 198.51.100.1",
+        "update delete h2.mirage. A",
+    )
     assert eventually(
         lambda: dig("+short", "new.mirage", port=secondary.port).strip() == "198.51.100.1"
     ), secondary.log_tail()
@@ -100,7 +93,7 @@ def test_journal_kept_over_a_restart(gitdns, tmp_path) -> None:
     """Stopped and started again, the primary still answers IXFR from the serials it
     served before with the differences, not with the whole zone."""
     primary = gitdns({"mirage": MIRAGE, "mirage._keys": KEYS})
-    nsupdate(primary, "update add new.mirage. 300 A 198.51.100.1")
+    nsupdate(primary, UPDATE, "mirage", "update add new.mirage. 300 A 198.51.100.1")
 
     def ixfr_from_1() -> list[tuple[str, str]]:
         answer = dig(

@@ -6,16 +6,8 @@ import subprocess
 
 import pytest
 
-from tests.peers import TWISTD, Gitdns, TsigKey, commit, dig, free_port, make_repo
+from tests.peers import MIRAGE, TWISTD, Gitdns, TsigKey, commit, dig, free_port, make_repo
 
-MIRAGE = """\
-$ORIGIN mirage.
-$TTL 3600
-@	SOA	ns1	hostmaster	1	86400	7200	1048576	3600
-@	NS	ns1
-ns1     A       127.0.0.1
-www	A	1.1.1.1
-"""
 KEYS = "personal._update.mirage. DNSKEY 0 3 163 kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg=\n"
 KEY = TsigKey(
     "127.0.0.1.127.0.0.1._transfer.mirage", "kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="

@@ -19,6 +19,7 @@ import dns.tsig
 import dns.zone
 
 from tests.conftest import require_named
+from tests.peers import MIRAGE as BASE_MIRAGE
 from tests.peers import (
     ROOT,
     TWISTD,
@@ -30,7 +31,7 @@ from tests.peers import (
     TsigKey,
     dig,
     free_port,
-    which,
+    nsupdate,
 )
 
 SECRET = "cDK6sKyvlt8UBerZlmxuD84ih2KookJGDagJlLVNo20="
@@ -141,18 +142,6 @@ www A 1.1.1.1
 BIND_KEY = TsigKey("127.0.0.1.127.0.0.1._transfer.example", SECRET)
 
 
-def nsupdate(server: Server, key: TsigKey, commands: str) -> None:
-    script = f"server {server.host} {server.port}\nzone example.\n{commands}\nsend\n"
-    result = subprocess.run(
-        [which("nsupdate") or "nsupdate", "-y", f"{key.algorithm}:{key.name}:{key.secret}"],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def test_secondary_of_bind_primary_axfr_then_ixfr(servers) -> None:
     require_named()
     bind_port, our_port = two_ports()
@@ -181,7 +170,13 @@ def test_secondary_of_bind_primary_axfr_then_ixfr(servers) -> None:
     assert answer(ours, "www.example.") == (dns.rcode.NOERROR, ["1.1.1.1"])
     assert "AXFR of example. from 127.0.0.1" in ours.log()
 
-    nsupdate(bind, BIND_KEY, "update add new.example. 300 A 2.2.2.2\nupdate delete www.example. A")
+    nsupdate(
+        bind,
+        BIND_KEY,
+        "example.",
+        "update add new.example. 300 A 2.2.2.2",
+        "update delete www.example. A",
+    )
     # BIND NOTIFYs us (also-notify); we ask for the SOA and transfer the difference.
     wait_for(lambda: answer(ours, "new.example.") == (dns.rcode.NOERROR, ["2.2.2.2"]), 15)
     assert answer(ours, "www.example.")[0] == dns.rcode.NXDOMAIN
@@ -195,19 +190,16 @@ def test_secondary_of_bind_primary_axfr_then_ixfr(servers) -> None:
 
 # ---------------------------------------------------------------------------- gitdns primary
 
-MIRAGE = """\
-$ORIGIN mirage.
-$TTL 3600
-@	SOA	ns1	hostmaster	1	86400	7200	1048576	3600
-@	NS	ns1
-ns1	A	127.0.0.1
-www	A	1.1.1.1
+MIRAGE = (
+    BASE_MIRAGE
+    + """\
 mail	MX	10 www
 txt	TXT	"some text" "and more"
 *.wild	TXT	"wildcard"
 sub	NS	ns.sub
 ns.sub	A	192.0.2.1
 """
+)
 TRANSFER = TsigKey("127.0.0.1.127.0.0.1._transfer.mirage", SECRET)
 KEYS = f"{TRANSFER.name}. DNSKEY 0 3 163 {SECRET}\n"
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable
 
-from tests.peers import ROOT, Named, NamedZone, Remote, TsigKey, dig, free_port
+from tests.peers import ROOT, Named, NamedZone, Remote, TsigKey, dig, eventually, free_port
 
 GITDNS = str(ROOT / ".venv" / "bin" / "gitdns")
 UPDATE_SECRET = "kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg="
@@ -32,15 +31,6 @@ def notify(server, key: str | None = UPDATE_KEY, zone: str = "mirage") -> str:
         command += ["--key", key]
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     return result.stdout + result.stderr
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def www(server, zone: str = "mirage") -> str:

@@ -15,22 +15,20 @@ import dns.tsig
 import dns.zone
 from twisted.python.monkey import MonkeyPatcher
 
+from tests.peers import MIRAGE as BASE_MIRAGE
 from tests.peers import Named, NamedZone, Remote, TsigKey, dig, kdig
 
 SECRET = "cDK6sKyvlt8UBerZlmxuD84ih2KookJGDagJlLVNo20="
 TRANSFER = TsigKey("127.0.0.1.127.0.0.1._transfer.mirage", SECRET)
-MIRAGE = """\
-$ORIGIN mirage.
-$TTL 3600
-@	SOA	ns1	hostmaster	1	86400	7200	1048576	3600
-@	NS	ns1
-ns1     A       127.0.0.1
-www	A	1.1.1.1
+MIRAGE = (
+    BASE_MIRAGE
+    + """\
 *.wild  TXT     "wildcard"
 sub     NS      ns.sub
 ns.sub  A       192.0.2.1
 mail    MX      10 www
 """
+)
 KEYS = f"{TRANSFER.name}. DNSKEY 0 3 163 {SECRET}\n"
 
 
