@@ -67,26 +67,30 @@ def delta(old: Zone, new: Zone, removed: Iterable[Record], added: Iterable[Recor
 def zone_delta(old: Zone, new: Zone, names: Iterable[dns.name.Name] | None = None) -> Delta:
     """The difference of two versions, node by node (unchanged nodes are shared or equal);
     only at names, when the change is known to be there."""
-    removed: list[Record] = []
-    added: list[Record] = []
-    empty: dict[int, dns.rrset.RRset] = {}
-    olds = old.nodes.items() if names is None else [(n, old.nodes.get(n, empty)) for n in names]
-    news = new.nodes.items() if names is None else [(n, new.nodes.get(n, empty)) for n in names]
-    for name, node in olds:
-        other = new.nodes.get(name, {})
-        if other is node:
-            continue
-        for rdtype, rrset in node.items():
-            if other.get(rdtype) != rrset or other[rdtype].ttl != rrset.ttl:
-                removed += _split(rrset, other.get(rdtype))
-    for name, node in news:
-        other = old.nodes.get(name, {})
-        if other is node:
-            continue
-        for rdtype, rrset in node.items():
-            if other.get(rdtype) != rrset or other[rdtype].ttl != rrset.ttl:
-                added += _split(rrset, other.get(rdtype))
+    if names is None:
+        removed = _missing(old.nodes.items(), new.nodes)
+        added = _missing(new.nodes.items(), old.nodes)
+    else:
+        names = list(names)
+        removed = _missing(((n, old.nodes.get(n, {})) for n in names), new.nodes)
+        added = _missing(((n, new.nodes.get(n, {})) for n in names), old.nodes)
     return delta(old, new, removed, added)
+
+
+def _missing(
+    nodes: Iterable[tuple[dns.name.Name, Mapping[int, dns.rrset.RRset]]],
+    others: Mapping[dns.name.Name, Mapping[int, dns.rrset.RRset]],
+) -> list[Record]:
+    """The records of nodes that others lack at the same name (TTL included)."""
+    missing: list[Record] = []
+    for name, node in nodes:
+        other = others.get(name, {})
+        if other is node:
+            continue
+        for rdtype, rrset in node.items():
+            if other.get(rdtype) != rrset or other[rdtype].ttl != rrset.ttl:
+                missing += _split(rrset, other.get(rdtype))
+    return missing
 
 
 def _split(rrset: dns.rrset.RRset, other: dns.rrset.RRset | None) -> list[Record]:

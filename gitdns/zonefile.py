@@ -753,6 +753,14 @@ class _Reader:
 
     # -- records -------------------------------------------------------------------------
 
+    def ttl(self, text: str, index: int) -> int:
+        """The TTL token at index (each spelling read once), now the last TTL given."""
+        ttl = self.ttls.get(text)
+        if ttl is None:
+            ttl = self.ttls[text] = _ttl(text, index)
+        self.last_ttl = ttl
+        return ttl
+
     def record(self, toks: list[str], quoted: list[bool] | None, leading: bool) -> None:
         count = len(toks)
         # Owner, TTL, class and type are never quoted: look no further than a quote.
@@ -780,10 +788,7 @@ class _Reader:
         text = toks[k]
         ttl = None
         if "0" <= text[:1] <= "9":
-            ttl = self.ttls.get(text)
-            if ttl is None:
-                ttl = self.ttls[text] = _ttl(text, k)
-            self.last_ttl = ttl
+            ttl = self.ttl(text, k)
             k += 1
             if k >= limit:
                 raise _no_type(k, count)
@@ -799,10 +804,7 @@ class _Reader:
                 raise _no_type(k, count)
             text = toks[k]
             if ttl is None and "0" <= text[:1] <= "9":
-                ttl = self.ttls.get(text)
-                if ttl is None:
-                    ttl = self.ttls[text] = _ttl(text, k)
-                self.last_ttl = ttl
+                ttl = self.ttl(text, k)
                 k += 1
                 if k >= limit:
                     raise _no_type(k, count)
