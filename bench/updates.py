@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import multiprocessing.dummy
 import shutil
 import socket
 import statistics
@@ -115,44 +116,22 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def in_threads(
-    host: str, port: int, clients: int, duration: float
-) -> tuple[list[ClientResult], float]:
-    """clients threads of this process send UPDATEs for duration seconds."""
-    results = [ClientResult() for _ in range(clients)]
-    start, stop = threading.Event(), threading.Event()
-    threads = [
-        threading.Thread(target=client, args=(host, port, n, start, stop, results[n]), daemon=True)
-        for n in range(clients)
-    ]
-    for t in threads:
-        t.start()
-    began = time.perf_counter()
-    start.set()
-    time.sleep(duration)
-    stop.set()
-    for t in threads:
-        t.join(60)
-    return results, time.perf_counter() - began
-
-
-def _client_process(
-    host: str, port: int, number: int, start: Any, stop: Any, out: multiprocessing.Queue
-) -> None:
+def _client_in_worker(host: str, port: int, number: int, start: Any, stop: Any, out: Any) -> None:
     result = ClientResult()
     client(host, port, number, start, stop, result)
     out.put(result)
 
 
-def in_processes(
-    host: str, port: int, clients: int, duration: float
+def run_clients(
+    host: str, port: int, clients: int, duration: float, processes: bool
 ) -> tuple[list[ClientResult], float]:
-    """clients processes (as independent clients are: each parses and signs on its own,
-    not sharing one interpreter's lock) send UPDATEs for duration seconds."""
-    context = multiprocessing.get_context("fork")
-    start, stop, out = context.Event(), context.Event(), context.Queue()
+    """clients send UPDATEs for duration seconds: threads of this process, or processes
+    (as independent clients are: each parses and signs on its own, not sharing one
+    interpreter's lock). multiprocessing.dummy gives threads the same interface."""
+    kind: Any = multiprocessing.get_context("fork") if processes else multiprocessing.dummy
+    start, stop, out = kind.Event(), kind.Event(), kind.Queue()
     workers = [
-        context.Process(target=_client_process, args=(host, port, n, start, stop, out))
+        kind.Process(target=_client_in_worker, args=(host, port, n, start, stop, out))
         for n in range(clients)
     ]
     for worker in workers:
@@ -202,10 +181,7 @@ def run(
         halt.set()
         t.join(60)
 
-        if processes:
-            results, elapsed = in_processes(server.host, server.port, clients, duration)
-        else:
-            results, elapsed = in_threads(server.host, server.port, clients, duration)
+        results, elapsed = run_clients(server.host, server.port, clients, duration, processes)
         latencies = [x for r in results for x in r.latencies]
         errors: dict[str, int] = {}
         for r in results:
