@@ -92,8 +92,6 @@ class Primary(service.MultiService):
         self._keys: KeyLoad | None = None
         self._key_blobs: frozenset[tuple[str, str]] = frozenset()
         self._restore_journal = True
-        # Whether the swap under way logs each changed zone (not for UPDATE commits).
-        self._announce_changes = True
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
@@ -279,15 +277,11 @@ class Primary(service.MultiService):
             open_axfr=self.config.open_axfr,
             journal=extend_journal(journal, result.zoneset, loaded.deltas),
         )
-        # A commit of UPDATEs is logged once per UPDATE (gitsync), not again here.
-        self._announce_changes = not loaded.by_updates
+        previous = self.authority.served
         self.authority.swap(served, result)
-        if self._announce_changes:
-            log.info(
-                "Serving {count} zones from commit {commit}",
-                count=len(result.zoneset.zones),
-                commit=snapshot.commit[:12],
-            )
+        if not loaded.by_updates:
+            # A commit of UPDATEs is logged once per UPDATE (gitsync), not again here.
+            self._log_changes(result, previous, snapshot.commit)
         if self.running and added and old_keys:
             # A secondary added by a new key hears about its zones at once.
             for zone in result.zoneset.zones.values():
@@ -300,14 +294,21 @@ class Primary(service.MultiService):
             self.cache.clear()
         else:
             self.cache.invalidate(result.changed)
+        if self.running:
+            for origin in result.changed:
+                # A removed zone is announced too: its secondaries find it gone and drop it.
+                zone = result.zoneset.zones.get(origin) or previous.zones.zones[origin]
+                self.notify_zone(zone)
+
+    def _log_changes(self, result: LoadResult, previous: Served, commit: str) -> None:
+        log.info(
+            "Serving {count} zones from commit {commit}",
+            count=len(result.zoneset.zones),
+            commit=commit[:12],
+        )
         for origin in sorted(result.changed, key=canonical_order):
             old = previous.zones.zones.get(origin)
             new = result.zoneset.zones.get(origin)
-            if self.running:
-                # A removed zone is announced too: its secondaries find it gone and drop it.
-                self.notify_zone(new or old)
-            if not self._announce_changes:
-                continue
             if new is None:
                 log.info("Zone {zone} removed", zone=str(origin))
             elif old is None:
