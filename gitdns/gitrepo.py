@@ -168,8 +168,10 @@ class Snapshot:
     files: list[SourceFile]
     # Local commits (our UPDATEs) the remote does not have yet.
     ahead: int = 0
-    # Those of files that hold keys (picked out in the worker thread, not the reactor's).
-    key_files: list[SourceFile] = field(default_factory=list)
+
+    @property
+    def key_files(self) -> list[SourceFile]:
+        return [file for file in self.files if file.key]
 
 
 class PushOutcome(enum.Enum):
@@ -535,13 +537,12 @@ class GitRepository:
         by_name = self._root_files(repo, commit.tree, loaded)
         self._files = (commit.tree.id, by_name)
         files = list(by_name.values())
-        key_files = [file for file in files if file.key]
         tracking = repo.references.get(f"refs/remotes/origin/{branch}")
         ahead = 0
         if tracking is not None and tracking.target != commit.id:
             ahead = self._ahead_of(repo, commit, tracking.target)
         self._ahead = (commit.id, tracking.target, ahead) if tracking is not None else None
-        return Snapshot(str(commit.id), files, ahead, key_files)
+        return Snapshot(str(commit.id), files, ahead)
 
     def _root_files(
         self, repo: pygit2.Repository, tree: pygit2.Tree, loaded: Container[str]
