@@ -26,6 +26,7 @@ from twisted.python.threadpool import ThreadPool
 from gitdns import hostkeys
 from gitdns.commits import Applied, Replayed, UpdateItem, apply_updates, replay
 from gitdns.keys import is_key_file
+from gitdns.recovery import Recovery, keep_reflog, recover
 from gitdns.zones import LoadedZone, SourceFile
 
 T = TypeVar("T")
@@ -423,7 +424,21 @@ class GitRepository:
             )
         except (pygit2.GitError, KeyError, ValueError, OSError) as error:
             raise self._failure("clone", callbacks, error) from None
+        keep_reflog(pygit2.Repository(self.path))
         sync_filesystem(self.path)
+
+    def recover_blocking(self) -> Recovery | None:
+        """After a power cut: the branch back on a whole commit (gitdns.recovery)."""
+        repo = pygit2.Repository(self.path)
+        keep_reflog(repo)
+        branch = self.remote.branch
+        if not branch:
+            # HEAD names the branch without resolving it: its file may be what is torn.
+            branch = str(repo.references["HEAD"].target).removeprefix("refs/heads/")
+        recovered = recover(self.path, branch)
+        if recovered is not None:
+            sync_filesystem(self.path)
+        return recovered
 
     def branch(self, repo: pygit2.Repository) -> str:
         if self.remote.branch:
@@ -477,10 +492,10 @@ class GitRepository:
         if applied.commit is None:
             return applied, None
         self._texts = applied.texts
-        # The objects are on disk before the branch names them, and the branch before
-        # the UPDATEs are answered: a power cut leaves the old commit or the new one.
-        sync_filesystem(self.path)
         reference.set_target(applied.commit, "gitdns: dynamic update")
+        # One flush for the objects and the branch, before the UPDATEs are answered. A
+        # power cut before it ends may leave the branch naming torn objects: the next
+        # start undoes that commit (recover_blocking), which nobody was answered for.
         sync_filesystem(self.path)
         return applied, self.snapshot_blocking(repo, _blobs(known, applied))
 

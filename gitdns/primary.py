@@ -183,6 +183,19 @@ class Primary(service.MultiService):
             self._fetched_at_start = True
         for lock in self.repo.clear_stale_locks():
             log.warn("Removed {lock}, left by a process that was killed", lock=lock)
+        recovered = self.repo.recover_blocking()
+        if recovered is not None and recovered.removed:
+            log.warn(
+                "Removed {count} torn objects from the clone (a power cut?)",
+                count=len(recovered.removed),
+            )
+        if recovered is not None and recovered.moved_to:
+            log.warn(
+                "Branch moved back from {moved_from} to {moved_to}: the commit after it was"
+                " not whole (a power cut?), and its UPDATEs were never answered",
+                moved_from=recovered.moved_from or "(unreadable)",
+                moved_to=recovered.moved_to,
+            )
         self._snapshot = self.repo.snapshot_blocking()
 
     def startService(self) -> None:

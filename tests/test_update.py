@@ -504,6 +504,36 @@ def test_restart_after_a_kill_mid_commit_takes_updates(gitdns, remote) -> None:
     assert served(server, "after") == "10.0.0.1"
 
 
+def test_restart_after_a_power_cut_mid_commit_undoes_the_torn_commit(gitdns, remote) -> None:
+    """A power cut before a commit's one flush can leave the branch naming objects that
+    are empty files (written, never on disk). Such a clone is made here by emptying the
+    last commit's new objects: the restarted primary moves the branch back, serves the
+    commit before, and takes the same UPDATE again with whole objects, which are pushed."""
+    remote, _ = remote
+    server = primary(gitdns, remote, port=free_port())
+    assert send(server, signed_update(["before"])) == "NOERROR"
+    assert eventually(lambda: "before" in remote_file(remote)), server.log_tail()
+    away = move_away(remote)
+    assert send(server, signed_update(["torn"])) == "NOERROR"
+    kill(server)
+    clone = server.data_dir / "repo.git"
+    kept = git(clone, "rev-parse", "refs/heads/main~1").strip()
+    torn = git(clone, "rev-parse", "refs/heads/main").strip()
+    blob = git(clone, "rev-parse", f"refs/heads/main:{ZONE}").strip()
+    for oid in (torn, blob):
+        (clone / "objects" / oid[:2] / oid[2:]).write_bytes(b"")
+    away.rename(remote)
+    restart(server)
+    assert f"moved back from {torn} to {kept}" in server.log(), server.log_tail()
+    assert served(server, "before") == "10.0.0.1"
+    assert served(server, "torn") == ""
+    assert send(server, signed_update(["torn"])) == "NOERROR", server.log_tail(15)
+    assert served(server, "torn") == "10.0.0.1"
+    assert eventually(lambda: "torn" in remote_file(remote)), server.log_tail()
+    git(remote, "fsck", "--strict")
+    assert git(remote, "rev-parse", f"main:{ZONE}").strip() == blob
+
+
 # --------------------------------------------------------------------------- 4. remote down
 
 
