@@ -23,7 +23,7 @@ import dns.renderer
 from gitdns.answer import Answer, resolve
 from gitdns.keys import Operation
 from gitdns.plain import UDP_PAYLOAD, parse_plain, render_plain
-from gitdns.tsig import Keyring, Signature, add_signature, check, read
+from gitdns.tsig import Keyring, Signature, add_signature, check, read, signed
 from gitdns.xfr import Delta, axfr_messages, ixfr_messages, ixfr_plan
 from gitdns.zones import ZoneSet
 
@@ -388,6 +388,8 @@ def render(
     if edns:
         renderer.add_edns(0, ednsflags, UDP_PAYLOAD)
     renderer.write_header()
+    if signature is not None and signature.key is not None:
+        return signed(renderer.get_wire(), signature, now)
     if signature is not None:
         add_signature(renderer, signature, now)
     return renderer.get_wire()

@@ -28,6 +28,9 @@ import dns.rrset
 import dns.tsig
 
 FUDGE = 300
+# A TSIG record's type, class ANY and TTL 0; class and TTL are under the MAC too.
+_TSIG_RR = struct.pack("!HHI", dns.rdatatype.TSIG, dns.rdataclass.ANY, 0)
+_ANY_CLASS_ZERO_TTL = _TSIG_RR[2:]
 
 Keyring = Mapping[dns.name.Name, dns.tsig.Key]
 
@@ -107,6 +110,47 @@ def check(
     return signed
 
 
+def _other_data(signature: Signature, now: int) -> bytes:
+    """A BADTIME answer tells our time (RFC 8945 5.2.3); others carry nothing."""
+    if signature.error == dns.rcode.BADTIME:
+        return struct.pack("!HI", (now >> 32) & 0xFFFF, now & 0xFFFFFFFF)
+    return b""
+
+
+def signed(wire: bytes, signature: Signature, now: int) -> bytes:
+    """wire, one whole response, with the TSIG record of a verified key (RFC 8945 4.3).
+
+    The MAC is dnspython's (dns.tsig.get_context), over the same bytes add_signature()
+    has it sign; the record is written here, not through dns.renderer, which builds and
+    replaces rdata objects for it: that took most of an UPDATE's answer time. The key
+    name is written uncompressed, where dns.renderer may compress it.
+    """
+    key = signature.key
+    if key is None:
+        raise ValueError("an unverified request's answer is not signed")
+    other = _other_data(signature, now)
+    signed_at = struct.pack("!HIH", (now >> 32) & 0xFFFF, now & 0xFFFFFFFF, FUDGE)
+    error = struct.pack("!HH", signature.error, len(other)) + other
+    original_id = struct.pack("!H", signature.original_id)
+    context = dns.tsig.get_context(key)
+    if signature.request_mac:
+        context.update(struct.pack("!H", len(signature.request_mac)) + signature.request_mac)
+    context.update(original_id + wire[2:])
+    context.update(
+        key.name.to_digestable()
+        + _ANY_CLASS_ZERO_TTL
+        + key.algorithm.to_digestable()
+        + signed_at
+        + error
+    )
+    mac = context.sign()
+    rdata = b"".join((signature.algorithm.to_wire(), signed_at, struct.pack("!H", len(mac)), mac))
+    rdata += original_id + error
+    record = signature.keyname.to_wire() + _TSIG_RR + struct.pack("!H", len(rdata)) + rdata
+    additional = int.from_bytes(wire[10:12], "big") + 1
+    return wire[:10] + additional.to_bytes(2, "big") + wire[12:] + record
+
+
 def add_signature(
     renderer: dns.renderer.Renderer, signature: Signature, now: int, ctx: object = None
 ) -> object:
@@ -114,9 +158,7 @@ def add_signature(
 
     Returns the context to sign the next message of a multi-message answer with.
     """
-    other = b""
-    if signature.error == dns.rcode.BADTIME:
-        other = struct.pack("!HI", (now >> 32) & 0xFFFF, now & 0xFFFFFFFF)
+    other = _other_data(signature, now)
     if signature.key is None:
         # BADKEY and BADSIG answers carry the error in an unsigned TSIG record.
         unsigned = dns.rdtypes.ANY.TSIG.TSIG(

@@ -17,9 +17,11 @@ import dns.tsig
 from twisted.python.monkey import MonkeyPatcher
 from twisted.trial.unittest import SynchronousTestCase
 
+from gitdns import tsig
 from gitdns.keys import Operation
 from gitdns.respond import Served, respond
 from gitdns.test.zonedata import EXAMPLE, zoneset
+from gitdns.tsig import Signature
 
 KEYNAME = dns.name.from_text("ops._transfer.example.")
 SECRET = base64.b64decode("kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg=")
@@ -136,6 +138,62 @@ class TsigTests(SynchronousTestCase):
         wire += b"\x00\x00\x01\x00\x01\x00\x00\x00\x00\x00\x04\xc0\x00\x02\x01"
         response = dns.message.from_wire(self.ask(bytes(wire)).wire)
         self.assertEqual(response.rcode(), dns.rcode.FORMERR)
+
+
+class SignedTests(SynchronousTestCase):
+    """tsig.signed() writes what dns.renderer writes, but for the key name's compression."""
+
+    def both(self, key: dns.tsig.Key, signature: Signature, now: int) -> list[bytes]:
+        """The response to signature's request, signed by signed() and by add_signature()
+        (whose dnspython signer reads time.time())."""
+        made = []
+        for sign in ("ours", "dnspython"):
+            renderer = dns.renderer.Renderer(signature.original_id, 0x8000, 65535)
+            renderer.add_question(dns.name.from_text("Example."), dns.rdatatype.SOA)
+            renderer.write_header()
+            if sign == "ours":
+                made.append(tsig.signed(renderer.get_wire(), signature, now))
+                continue
+            patcher = MonkeyPatcher((time, "time", lambda: float(now)))
+            patcher.runWithPatches(tsig.add_signature, renderer, signature, now)
+            made.append(renderer.get_wire())
+        return made
+
+    def test_same_record_and_mac_as_dnspython(self) -> None:
+        now = int(time.time())
+        for algorithm in (
+            dns.tsig.HMAC_SHA256,
+            dns.tsig.HMAC_SHA1,
+            dns.tsig.HMAC_MD5,
+            dns.tsig.HMAC_SHA512,
+        ):
+            key = dns.tsig.Key(KEYNAME, SECRET, algorithm)
+            for error, request_mac in ((0, b"m" * 32), (dns.rcode.BADTIME, b"m" * 16), (0, b"")):
+                # The request's key name in another case: echoed as sent, digested lowercase.
+                signature = Signature(
+                    dns.name.from_text("OPS._transfer.example."),
+                    algorithm,
+                    key,
+                    request_mac,
+                    4321,
+                    error=error,
+                )
+                ours, theirs = self.both(key, signature, now)
+                # dnspython verifies a response only when its TSIG error is 0; the
+                # MACs are compared in all cases.
+                keyring = {KEYNAME: key} if not error else False
+                parsed = [
+                    dns.message.from_wire(w, keyring=keyring, request_mac=request_mac)
+                    for w in (ours, theirs)
+                ]
+                self.assertEqual(parsed[0].tsig[0], parsed[1].tsig[0])
+                self.assertEqual(parsed[0].tsig.name.to_text(), "OPS._transfer.example.")
+                self.assertEqual(parsed[0].to_wire(), parsed[1].to_wire())
+                self.assertEqual(parsed[0].tsig[0].error, error)
+
+    def test_unverified_request_is_not_signed(self) -> None:
+        signature = Signature(KEYNAME, dns.tsig.HMAC_SHA256, None, b"", 1, dns.rcode.BADSIG)
+        self.assertRaises(ValueError, tsig.signed, b"\x00" * 12, signature, 0)
 
 
 def receive_transfer(query: dns.message.Message, messages: list[bytes]) -> list[str]:
