@@ -22,7 +22,12 @@ if [ -n "$missing" ]; then
     rm -f /usr/sbin/policy-rc.d
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
+# A venv whose making was interrupted is made again from scratch: without its
+# pyvenv.cfg, .venv/bin/pip would install into the system's Python.
+if [ ! -f .venv/pyvenv.cfg ] || [ ! -x .venv/bin/pip ]; then
+    rm -rf .venv
+    python3 -m venv .venv
+fi
 # compat mode puts the checkout on sys.path, where twistd finds twisted/plugins/.
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' \
     --config-settings editable_mode=compat
