@@ -32,6 +32,7 @@ from gitdns.gitrepo import GitError, GitRepository, PushOutcome, Snapshot
 from gitdns.metrics import Metrics
 from gitdns.respond import Request, UpdateReceived
 from gitdns.xfr import Delta, delta, zone_delta
+from gitdns.zonecache import ZoneCache
 from gitdns.zones import LoadedZone, LoadResult, ZoneSet, load_zoneset
 
 log = Logger()
@@ -91,8 +92,10 @@ class GitSync:
         clock: IReactorTime,
         install: Install,
         metrics: Metrics | None = None,
+        cache: ZoneCache | None = None,
     ) -> None:
         self.repo = repo
+        self.cache = cache
         self.clock = clock
         self.install = install
         self.counters = UpdateCounters()
@@ -134,7 +137,8 @@ class GitSync:
         are compared with their previous version.
         """
         previous = self._loaded
-        result = load_zoneset(snapshot.files, previous, parsed.values())
+        stored = self.cache.get if self.cache is not None else None
+        result = load_zoneset(snapshot.files, previous, parsed.values(), stored)
         self._loaded = result.zoneset
         deltas = {}
         for origin in result.changed:
@@ -147,6 +151,15 @@ class GitSync:
 
     def load_blocking(self) -> Loaded:
         return self._load(self.repo.snapshot_blocking(), {})
+
+    def _store_blocking(self, result: LoadResult) -> None:
+        """Keep the zones result read from text in the cache, and only what it serves."""
+        assert self.cache is not None
+        try:
+            self.cache.put(result.read)
+            self.cache.keep_only(result.zoneset.sources.values())
+        except OSError as error:
+            log.warn("Zone cache not written: {error}", error=str(error))
 
     def _fetch_blocking(self) -> tuple[Loaded, Replayed | None]:
         snapshot, replayed = self.repo.fetch_blocking(self._known())
@@ -186,7 +199,15 @@ class GitSync:
             d = self._timed("load", self.load_blocking)
         else:
             d = self._timed("load", self._load, snapshot, {})
-        return d.addCallback(self._install)
+        d.addCallback(self._install_and_remember)
+        return d
+
+    def _install_and_remember(self, loaded: Loaded) -> None:
+        """Serve a load from the repository; then the worker stores the zones it read."""
+        self._install(loaded)
+        if self.cache is not None and loaded.result.read:
+            stored = self._timed("store", self._store_blocking, loaded.result)
+            stored.addErrback(lambda failure: log.failure("Zone cache not written", failure))
 
     def submit(self, event: UpdateReceived, client: str) -> defer.Deferred[bytes]:
         """Queue an authorised UPDATE; fires with the response once it is durable."""
@@ -356,7 +377,7 @@ class GitSync:
                         key=str(item.keyname),
                         rcode=dns.rcode.to_text(rcode),
                     )
-            self._install(loaded)
+            self._install_and_remember(loaded)
             self.counters.pending_push = loaded.snapshot.ahead
             if loaded.snapshot.ahead:
                 # Ours to push: replayed just now, or left from before a restart.

@@ -401,23 +401,23 @@ def _rrset_maker() -> tuple[_RRsetMaker, bool]:
     return slow, False
 
 
-_new_name = _name_maker()
-_new_rrset, _OWN_ITEMS = _rrset_maker()
+make_name = _name_maker()
+make_rrset, _OWN_ITEMS = _rrset_maker()
 _EXAMPLE = dns.name.from_text("example.")
-_new_a = _rdata_maker(dns.rdtypes.IN.A.A, RT.A, ("address",), ("192.0.2.1",))
-_new_aaaa = _rdata_maker(dns.rdtypes.IN.AAAA.AAAA, RT.AAAA, ("address",), ("2001:db8::1",))
-_new_txt = _rdata_maker(dns.rdtypes.ANY.TXT.TXT, RT.TXT, ("strings",), ((b"a", b""),))
-_new_mx = _rdata_maker(dns.rdtypes.ANY.MX.MX, RT.MX, ("preference", "exchange"), (10, _EXAMPLE))
-_new_srv = _rdata_maker(
+make_a = _rdata_maker(dns.rdtypes.IN.A.A, RT.A, ("address",), ("192.0.2.1",))
+make_aaaa = _rdata_maker(dns.rdtypes.IN.AAAA.AAAA, RT.AAAA, ("address",), ("2001:db8::1",))
+make_txt = _rdata_maker(dns.rdtypes.ANY.TXT.TXT, RT.TXT, ("strings",), ((b"a", b""),))
+make_mx = _rdata_maker(dns.rdtypes.ANY.MX.MX, RT.MX, ("preference", "exchange"), (10, _EXAMPLE))
+make_srv = _rdata_maker(
     dns.rdtypes.IN.SRV.SRV, RT.SRV, ("priority", "weight", "port", "target"), (1, 2, 3, _EXAMPLE)
 )
-_new_soa = _rdata_maker(
+make_soa = _rdata_maker(
     dns.rdtypes.ANY.SOA.SOA,
     RT.SOA,
     ("mname", "rname", "serial", "refresh", "retry", "expire", "minimum"),
     (_EXAMPLE, _EXAMPLE, 1, 2, 3, 4, 5),
 )
-_new_target = {
+TARGET_MAKERS = {
     rdtype: _rdata_maker(cls, rdtype, ("target",), (_EXAMPLE,))
     for rdtype, cls in (
         (RT.NS, dns.rdtypes.ANY.NS.NS),
@@ -714,7 +714,7 @@ class _Reader:
                 raise _Bad(index, f"bad name '{text}': label longer than 63 octets")
             if len(label) + 1 + self.origin_length > 255:
                 raise _Bad(index, f"bad name '{text}': longer than 255 octets")
-            name = _new_name((label, *origin.labels))
+            name = make_name((label, *origin.labels))
             if self.origin_key is not None:
                 key = label.lower() + b"." + self.origin_key
                 return name, key, self.origin_in_zone or self.in_zone(key, name)
@@ -732,7 +732,7 @@ class _Reader:
                 labels.extend(origin.labels)
             if sum(map(len, labels)) + len(labels) > 255:
                 raise _Bad(index, f"bad name '{text}': longer than 255 octets")
-            name = _new_name(tuple(labels))
+            name = make_name(tuple(labels))
         key = _key(name.labels)
         return name, key, self.in_zone(key, name)
 
@@ -862,7 +862,7 @@ class _Reader:
         if node is fresh:  # most records start a name: new_rrset written out
             if owner[2]:
                 self.owner_name(owner)  # raises: the label is too long
-            rrset = _new_rrset(name, rdtype, covers, ttl, self.own(items) if shared else items)
+            rrset = make_rrset(name, rdtype, covers, ttl, self.own(items) if shared else items)
             self.rrsets.append(rrset)
             node[rdtype] = rrset
             if covering:
@@ -918,7 +918,7 @@ class _Reader:
     def new_rrset(
         self, name: dns.name.Name, rdtype: RT, covers: RT, ttl: int, items: dict, shared: bool
     ) -> dns.rrset.RRset:
-        rrset = _new_rrset(name, rdtype, covers, ttl, self.own(items) if shared else items)
+        rrset = make_rrset(name, rdtype, covers, ttl, self.own(items) if shared else items)
         self.rrsets.append(rrset)
         return rrset
 
@@ -986,7 +986,7 @@ class _Reader:
                 entry = self.name(text, 0)
             else:
                 label = text.encode()
-                name = _new_name((label, *self.origin.labels))
+                name = make_name((label, *self.origin.labels))
                 in_zone = self.origin_in_zone or name.is_subdomain(self.zone_origin)
                 bad = len(label) > self.label_limit
                 return name, in_zone, bad
@@ -1022,7 +1022,7 @@ class _Reader:
             _inet_pton(_AF_INET, text)
         except (OSError, ValueError, UnicodeError):
             raise _Bad(k, f"bad IPv4 address '{text}'") from None
-        return {_new_a(text): None}  # inet_pton takes nothing but the canonical form
+        return {make_a(text): None}  # inet_pton takes nothing but the canonical form
 
     def rdata_aaaa(self, toks: list[str], k: int, rdtype: RT) -> dict:
         if len(toks) != k + 1:
@@ -1033,17 +1033,17 @@ class _Reader:
         except (OSError, ValueError, UnicodeError):
             raise _Bad(k, f"bad IPv6 address '{text}'") from None
         # glibc's inet_ntop and dnspython's inet_ntoa both come from BIND's: same text.
-        return {_new_aaaa(socket.inet_ntop(socket.AF_INET6, packed)): None}
+        return {make_aaaa(socket.inet_ntop(socket.AF_INET6, packed)): None}
 
     def rdata_target(self, toks: list[str], k: int, rdtype: RT) -> dict:
         if len(toks) != k + 1:
             _fields(toks, k, rdtype, (_TARGET_FIELD.get(rdtype, "target name"),))
         if rdtype not in _SHARED:
-            return {_new_target[rdtype](self.name(toks[k], k)[0]): None}
+            return {TARGET_MAKERS[rdtype](self.name(toks[k], k)[0]): None}
         key = (rdtype, toks[k])
         items = self.shared.get(key)
         if items is None:
-            items = self.share(key, {_new_target[rdtype](self.name(toks[k], k)[0]): None})
+            items = self.share(key, {TARGET_MAKERS[rdtype](self.name(toks[k], k)[0]): None})
         return items
 
     def rdata_mx(self, toks: list[str], k: int, rdtype: RT) -> dict:
@@ -1053,7 +1053,7 @@ class _Reader:
         items = self.shared.get(key)
         if items is None:
             preference = _uint(toks[k], k, "MX preference", 65535)
-            rd = _new_mx(preference, self.name(toks[k + 1], k + 1)[0])
+            rd = make_mx(preference, self.name(toks[k + 1], k + 1)[0])
             items = self.share(key, {rd: None})
         return items
 
@@ -1063,7 +1063,7 @@ class _Reader:
         key = (rdtype, *toks[k:])
         items = self.shared.get(key)
         if items is None:
-            rd = _new_srv(
+            rd = make_srv(
                 _uint(toks[k], k, "SRV priority", 65535),
                 _uint(toks[k + 1], k + 1, "SRV weight", 65535),
                 _uint(toks[k + 2], k + 2, "SRV port", 65535),
@@ -1075,7 +1075,7 @@ class _Reader:
     def rdata_soa(self, toks: list[str], k: int, rdtype: RT) -> dict:
         if len(toks) != k + 7:
             _fields(toks, k, rdtype, _SOA_FIELDS)
-        rd = _new_soa(
+        rd = make_soa(
             self.name(toks[k], k)[0],
             self.name(toks[k + 1], k + 1)[0],
             _uint(toks[k + 2], k + 2, "SOA serial", MAX_TTL),
@@ -1101,7 +1101,7 @@ class _Reader:
                     strings.clear()
                 shared = strings[value] = value
             values.append(shared)
-        return {_new_txt(tuple(values)): None}
+        return {make_txt(tuple(values)): None}
 
     def generic(
         self, toks: list[str], quoted: list[bool] | None, k: int, rdtype: RT

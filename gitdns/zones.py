@@ -7,7 +7,7 @@ files that changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import methodcaller
@@ -168,18 +168,28 @@ class LoadResult:
     errors: list[ZoneFileError]
     # Origins whose served data differs from the previous ZoneSet (added, removed, changed).
     changed: frozenset[dns.name.Name]
+    # The zones read from their text by this load (not stored, nor made by UPDATEs).
+    read: tuple[LoadedZone, ...] = ()
+    # How many zones came from the store instead.
+    stored: int = 0
+
+
+# A zone stored for (blob id, origin) by an earlier run, or None (gitdns.zonecache).
+Stored = Callable[[str, dns.name.Name], "Zone | None"]
 
 
 def load_zoneset(
     files: Iterable[SourceFile],
     previous: ZoneSet | None = None,
     parsed: Iterable[LoadedZone] = (),
+    stored: Stored | None = None,
 ) -> LoadResult:
     """Build the next ZoneSet from the repository's root files.
 
     A file whose blob is unchanged reuses its parsed zone; so does one in parsed (zones
-    made already, by an UPDATE); a file that fails to parse keeps its previous good
-    copy (or is left out when there is none) and is reported.
+    made already, by an UPDATE), and one stored (parsed by an earlier run); a file that
+    fails to parse keeps its previous good copy (or is left out when there is none) and
+    is reported.
     """
     previous = previous or ZoneSet()
     # Start from copies of the previous tables (no name is hashed again) and touch only
@@ -191,6 +201,8 @@ def load_zoneset(
     errors: list[ZoneFileError] = []
     changed: set[dns.name.Name] = set()
     present: set[str] = set()
+    read: list[LoadedZone] = []
+    from_store = 0
     files = list(files)
     # Files not parsed again have no data: their size does not count.
     with CollectionPaused(freeze=sum(len(source.data) for source in files) >= FREEZE_SIZE):
@@ -210,6 +222,13 @@ def load_zoneset(
             if origin is None:
                 continue
             present.add(source.name)
+            zone = stored(source.blob_id, origin) if stored is not None else None
+            if zone is not None:
+                from_store += 1
+                zones[origin] = zone
+                sources[origin] = LoadedZone(source.blob_id, zone, source.name)
+                changed.add(origin)
+                continue
             try:
                 text = source.data.decode("utf-8")
                 zone = parse_zone(origin, text, source.name)
@@ -223,6 +242,7 @@ def load_zoneset(
                 loaded = LoadedZone(source.blob_id, zone, source.name)
                 zones[origin], sources[origin] = zone, loaded
                 changed.add(origin)
+                read.append(loaded)
             # A file that fails keeps its previous good copy, still in the tables.
     for filename, loaded in by_file.items():
         if filename not in present:
@@ -230,4 +250,4 @@ def load_zoneset(
             if sources.get(origin) is loaded:
                 del zones[origin], sources[origin]
                 changed.add(origin)
-    return LoadResult(ZoneSet(zones, sources), errors, frozenset(changed))
+    return LoadResult(ZoneSet(zones, sources), errors, frozenset(changed), tuple(read), from_store)

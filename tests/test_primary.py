@@ -6,7 +6,17 @@ import subprocess
 
 import pytest
 
-from tests.peers import MIRAGE, TWISTD, Gitdns, TsigKey, commit, dig, free_port, make_repo
+from tests.peers import (
+    MIRAGE,
+    TWISTD,
+    Gitdns,
+    TsigKey,
+    commit,
+    dig,
+    eventually,
+    free_port,
+    make_repo,
+)
 
 KEYS = "personal._update.mirage. DNSKEY 0 3 163 kJJqipaQHQWqZL31Raar6uPnepGFIdtpjkXot9rv2xg=\n"
 KEY = TsigKey(
@@ -52,6 +62,27 @@ def test_unreachable_remote_serves_existing_clone(gitdns, tmp_path) -> None:
         assert dig("+short", "www.mirage", port=server.port).strip() == "1.1.1.1"
     finally:
         moved.rename(server.repo)
+
+
+def test_restart_takes_zones_parsed_by_the_last_run(gitdns) -> None:
+    """The zone cache: a restart serves the zones the last run parsed without parsing
+    them again; a zone changed meanwhile is parsed once fetched, and its old entry goes."""
+    other = MIRAGE.replace("mirage", "other").replace("1.1.1.1", "5.5.5.5")
+    server = gitdns({"mirage": MIRAGE, "other": other})
+    cache = server.data_dir / "zone-cache"
+
+    def entries() -> set[str]:
+        return {path.name for path in cache.iterdir()} if cache.exists() else set()
+
+    assert eventually(lambda: len(entries()) == 2), server.log_tail()
+    first = entries()
+    server.stop(remove=False)
+    server.commit({"other": other.replace("5.5.5.5", "6.6.6.6")})
+    server.start()
+    assert dig("+short", "www.mirage", port=server.port).strip() == "1.1.1.1"
+    assert "2 zones loaded in" in server.log() and "(2 parsed by an earlier run)" in server.log()
+    assert eventually(lambda: dig("+short", "www.other", port=server.port).strip() == "6.6.6.6")
+    assert eventually(lambda: len(entries() - first) == 1 and len(entries()) == 2), entries()
 
 
 def test_no_clone_and_no_remote_exits_with_one_line(tmp_path) -> None:

@@ -1,0 +1,217 @@
+"""Parsed zones kept on disk by git blob id: a restart need not read the text again.
+
+An entry holds a zone's names and record data as plain values (label tuples, numbers,
+strings, rdata wire forms) in marshal's format, which loads about twice as fast as the
+text parses and builds the very same Zone, with names and data shared as the reader
+shares them. It is bound to one blob and origin (its file name), and to this program
+(a digest of the modules that decide what a zone file means, dnspython's and Python's
+versions): anything else is a miss, and the text is parsed. A digest of the contents
+makes a torn or damaged entry a miss too, and the entry is removed.
+
+Only zones parsed from text are stored, after they are served: an UPDATE makes a new
+blob at every commit, and its zone is not worth a write each time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import marshal
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.version
+
+from gitdns import zonefile, zones
+from gitdns.zones import LoadedZone, Zone
+
+RT = dns.rdatatype.RdataType
+IN = dns.rdataclass.IN
+_DIGEST_SIZE = 16
+
+
+def _program() -> bytes:
+    """What an entry is only valid for: the modules that make zones, and the versions."""
+    stamp = hashlib.sha256()
+    for module in (zonefile, zones, sys.modules[__name__]):
+        stamp.update(Path(module.__file__ or "").read_bytes())
+    stamp.update(f"{dns.version.version} {sys.version} {marshal.version}".encode())
+    return stamp.digest()
+
+
+PROGRAM = _program()
+
+# -- a zone as plain values and back -----------------------------------------------------
+
+# How the common types' rdata are kept (names as indexes into the entry's name list);
+# any other type is kept as its wire form.
+_Encode = Callable[[dns.rdata.Rdata, Callable[[dns.name.Name], int]], Any]
+_ENCODERS: dict[int, _Encode] = {
+    RT.A: lambda rd, name: rd.address,
+    RT.AAAA: lambda rd, name: rd.address,
+    RT.TXT: lambda rd, name: rd.strings,
+    RT.MX: lambda rd, name: (rd.preference, name(rd.exchange)),
+    RT.SRV: lambda rd, name: (rd.priority, rd.weight, rd.port, name(rd.target)),
+    RT.SOA: lambda rd, name: (
+        name(rd.mname),
+        name(rd.rname),
+        rd.serial,
+        rd.refresh,
+        rd.retry,
+        rd.expire,
+        rd.minimum,
+    ),
+    **{rdtype: lambda rd, name: name(rd.target) for rdtype in zonefile.TARGET_MAKERS},
+}
+
+
+def encode(zone: Zone) -> bytes:
+    """zone as an entry's contents (without the digest)."""
+    index: dict[tuple[bytes, ...], int] = {}
+
+    def name(value: dns.name.Name) -> int:
+        found = index.get(value.labels)
+        if found is None:
+            found = index[value.labels] = len(index)
+        return found
+
+    nodes = []
+    for owner, node in zone.nodes.items():
+        rrsets = []
+        for key, rrset in node.items():
+            rdtype = int(rrset.rdtype)
+            encoder = _ENCODERS.get(rdtype) if rrset.rdclass == IN else None
+            if encoder is None:
+                data = tuple(rd.to_wire() for rd in rrset)
+            else:
+                data = tuple(encoder(rd, name) for rd in rrset)
+            rrsets.append((int(key), rdtype, int(rrset.covers), rrset.ttl, data))
+        nodes.append((name(owner), tuple(rrsets)))
+    return marshal.dumps((PROGRAM, zone.origin.labels, tuple(index), tuple(nodes)))
+
+
+def decode(origin: dns.name.Name, contents: bytes) -> Zone | None:
+    """The Zone of an entry's contents; None when made by another program or for
+    another origin."""
+    program, origin_labels, labels, nodes = marshal.loads(contents)
+    if program != PROGRAM or origin_labels != origin.labels:
+        return None
+    make_name = zonefile.make_name
+    names = [make_name(label_tuple) for label_tuple in labels]
+    make_rrset = zonefile.make_rrset
+    rdtypes = _RDATA_TYPES
+    # RRsets of the same data hold one items dict, as the reader makes them.
+    shared: dict[tuple[int, tuple], dict] = {}
+    table: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}
+    for owner_index, rrsets in nodes:
+        owner = names[owner_index]
+        node = table[owner] = {}
+        for key, rdtype, covers, ttl, data in rrsets:
+            items = shared.get((rdtype, data))
+            if items is None:
+                make = _DECODERS.get(rdtype) or _from_wire(rdtype)
+                items = shared[rdtype, data] = {make(value, names): None for value in data}
+            node[rdtypes[key]] = make_rrset(owner, rdtypes[rdtype], rdtypes[covers], ttl, items)
+    return Zone.from_nodes(origin, table)
+
+
+class _RdataTypes(dict[int, RT]):
+    """RdataType of each number met (RdataType.make takes a while)."""
+
+    def __missing__(self, value: int) -> RT:
+        made = self[value] = RT.make(value)
+        return made
+
+
+_RDATA_TYPES = _RdataTypes()
+
+# How stored values become rdata again, given the entry's names.
+_Decode = Callable[[Any, list[dns.name.Name]], dns.rdata.Rdata]
+_DECODERS: dict[int, _Decode] = {
+    RT.A: lambda value, names: zonefile.make_a(value),
+    RT.AAAA: lambda value, names: zonefile.make_aaaa(value),
+    RT.TXT: lambda value, names: zonefile.make_txt(value),
+    RT.MX: lambda value, names: zonefile.make_mx(value[0], names[value[1]]),
+    RT.SRV: lambda value, names: zonefile.make_srv(*value[:3], names[value[3]]),
+    RT.SOA: lambda value, names: zonefile.make_soa(names[value[0]], names[value[1]], *value[2:]),
+    **{
+        rdtype: lambda value, names, make=make: make(names[value])
+        for rdtype, make in zonefile.TARGET_MAKERS.items()
+    },
+}
+
+
+def _from_wire(rdtype: int) -> _Decode:
+    return lambda wire, names: dns.rdata.from_wire(IN, rdtype, wire, 0, len(wire))
+
+
+# -- entries on disk ---------------------------------------------------------------------
+
+
+class ZoneCache:
+    """Entries in directory, one file per (blob, origin)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def _path(self, blob_id: str, origin: dns.name.Name) -> str:
+        # Origins may hold any byte: the file name holds a digest of it.
+        spelled = hashlib.sha256(origin.to_digestable()).hexdigest()[:16]
+        return os.path.join(self.directory, f"{blob_id}.{spelled}")
+
+    def get(self, blob_id: str, origin: dns.name.Name) -> Zone | None:
+        """The zone stored for blob_id and origin, or None (a damaged or stale entry
+        is removed)."""
+        path = self._path(blob_id, origin)
+        try:
+            with open(path, "rb") as entry:
+                stored = entry.read()
+        except OSError:
+            return None
+        digest, contents = stored[:_DIGEST_SIZE], stored[_DIGEST_SIZE:]
+        zone = None
+        if hashlib.blake2b(contents, digest_size=_DIGEST_SIZE).digest() == digest:
+            with contextlib.suppress(ValueError, TypeError, EOFError, IndexError, KeyError):
+                zone = decode(origin, contents)
+        if zone is None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        return zone
+
+    def put(self, loaded: Iterable[LoadedZone]) -> None:
+        """Store these zones (their files replaced whole; not flushed: a lost entry is
+        a miss). Raises OSError."""
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        for made in loaded:
+            contents = encode(made.zone)
+            digest = hashlib.blake2b(contents, digest_size=_DIGEST_SIZE).digest()
+            descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=".new-")
+            try:
+                with os.fdopen(descriptor, "wb") as entry:
+                    entry.write(digest + contents)
+                os.replace(temporary, self._path(made.blob_id, made.zone.origin))
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+
+    def keep_only(self, loaded: Iterable[LoadedZone]) -> int:
+        """Remove every entry but those of these zones; how many were removed."""
+        wanted = {os.path.basename(self._path(z.blob_id, z.zone.origin)) for z in loaded}
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self.directory):
+                if name not in wanted:
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(self.directory, name))
+                        removed += 1
+        return removed
