@@ -43,6 +43,9 @@ from gitdns.zonecache import ZoneCache
 from gitdns.zones import LoadResult, Zone
 
 log = Logger()
+# More new zones than this in one load (a start-up of a big repository) are logged as
+# one line, not one each: 10,000 lines took the reactor over a second.
+LOGGED_NEW_ZONES = 100
 
 # Seconds between attempts to reach an unreachable remote, growing to the last value.
 FETCH_RETRY = (5, 10, 30, 60, 120, 300)
@@ -325,13 +328,19 @@ class Primary(service.MultiService):
             count=len(result.zoneset.zones),
             commit=commit[:12],
         )
+        added = [origin for origin in result.changed if origin not in previous.zones.zones]
+        if len(added) > LOGGED_NEW_ZONES:
+            log.info("{count} new zones loaded", count=len(added))
         for origin in sorted(result.changed, key=canonical_order):
             old = previous.zones.zones.get(origin)
             new = result.zoneset.zones.get(origin)
             if new is None:
                 log.info("Zone {zone} removed", zone=str(origin))
             elif old is None:
-                log.info("Zone {zone} loaded, serial {serial}", zone=str(origin), serial=new.serial)
+                if len(added) <= LOGGED_NEW_ZONES:
+                    log.info(
+                        "Zone {zone} loaded, serial {serial}", zone=str(origin), serial=new.serial
+                    )
             elif not serial_newer(new.serial, old.serial):
                 log.warn(
                     "Zone {zone} changed but its serial {serial} did not increase",

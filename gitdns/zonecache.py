@@ -19,7 +19,6 @@ import hashlib
 import marshal
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -188,21 +187,18 @@ class ZoneCache:
         return zone
 
     def put(self, loaded: Iterable[LoadedZone]) -> None:
-        """Store these zones (their files replaced whole; not flushed: a lost entry is
-        a miss). Raises OSError."""
+        """Store these zones (not flushed: a lost or torn entry is a miss). Raises
+        OSError."""
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         for made in loaded:
             contents = encode(made.zone)
             digest = hashlib.blake2b(contents, digest_size=_DIGEST_SIZE).digest()
-            descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=".new-")
-            try:
-                with os.fdopen(descriptor, "wb") as entry:
-                    entry.write(digest + contents)
-                os.replace(temporary, self._path(made.blob_id, made.zone.origin))
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-                raise
+            # Written in place: an entry cut short is a miss (its digest), and a
+            # temporary file and a rename each took longer than a small zone's entry.
+            path = self._path(made.blob_id, made.zone.origin)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as entry:
+                entry.write(digest + contents)
 
     def keep_only(self, loaded: Iterable[LoadedZone]) -> int:
         """Remove every entry but those of these zones; how many were removed."""

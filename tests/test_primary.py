@@ -85,6 +85,14 @@ def test_restart_takes_zones_parsed_by_the_last_run(gitdns) -> None:
     assert eventually(lambda: len(entries() - first) == 1 and len(entries()) == 2), entries()
 
 
+def test_many_new_zones_are_logged_as_one_line(gitdns) -> None:
+    zones = {f"z{i}": MIRAGE.replace("mirage", f"z{i}") for i in range(101)}
+    server = gitdns({"mirage": MIRAGE, **zones})
+    assert dig("+short", "www.z100", port=server.port).strip() == "1.1.1.1"
+    assert "102 new zones loaded" in server.log()
+    assert "loaded, serial" not in server.log()
+
+
 def test_no_clone_and_no_remote_exits_with_one_line(tmp_path) -> None:
     result = subprocess.run(
         [
