@@ -19,6 +19,7 @@ import hashlib
 import marshal
 import os
 import sys
+from array import array
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,12 @@ _ENCODERS: dict[int, _Encode] = {
 
 
 def encode(zone: Zone) -> bytes:
-    """zone as an entry's contents (without the digest)."""
+    """zone as an entry's contents (without the digest).
+
+    One value per RRset, and its owner, types and TTL in arrays: loading makes no
+    object per RRset that the zone does not keep (a tuple each would add a third to
+    the peak memory of a big zone's load).
+    """
     index: dict[tuple[bytes, ...], int] = {}
 
     def name(value: dns.name.Name) -> int:
@@ -83,43 +89,71 @@ def encode(zone: Zone) -> bytes:
             found = index[value.labels] = len(index)
         return found
 
-    nodes = []
+    owners, keys, rdtypes, covers = array("I"), array("H"), array("H"), array("H")
+    ttls, shared = array("I"), array("B")
+    values: list[tuple] = []
+    # RRsets sharing one items dict share one value (marked in shared): loaded, they
+    # share it again.
+    by_items: dict[int, tuple] = {}
+    first_holder: dict[int, int] = {}
     for owner, node in zone.nodes.items():
-        rrsets = []
+        owner_index = name(owner)
         for key, rrset in node.items():
             rdtype = int(rrset.rdtype)
-            encoder = _ENCODERS.get(rdtype) if rrset.rdclass == IN else None
-            if encoder is None:
-                data = tuple(rd.to_wire() for rd in rrset)
+            value = by_items.get(id(rrset.items))
+            if value is None:
+                encoder = _ENCODERS.get(rdtype) if rrset.rdclass == IN else None
+                if encoder is None:
+                    value = tuple(rd.to_wire() for rd in rrset)
+                else:
+                    value = tuple(encoder(rd, name) for rd in rrset)
+                by_items[id(rrset.items)] = value
+                first_holder[id(rrset.items)] = len(values)
+                shared.append(0)
             else:
-                data = tuple(encoder(rd, name) for rd in rrset)
-            rrsets.append((int(key), rdtype, int(rrset.covers), rrset.ttl, data))
-        nodes.append((name(owner), tuple(rrsets)))
-    return marshal.dumps((PROGRAM, zone.origin.labels, tuple(index), tuple(nodes)))
+                shared[first_holder[id(rrset.items)]] = 1
+                shared.append(1)
+            owners.append(owner_index)
+            keys.append(int(key))
+            rdtypes.append(rdtype)
+            covers.append(int(rrset.covers))
+            ttls.append(rrset.ttl)
+            values.append(value)
+    columns = tuple(column.tobytes() for column in (owners, keys, rdtypes, covers, ttls, shared))
+    return marshal.dumps((PROGRAM, zone.origin.labels, tuple(index), columns, tuple(values)))
 
 
-def decode(origin: dns.name.Name, contents: bytes) -> Zone | None:
-    """The Zone of an entry's contents; None when made by another program or for
-    another origin."""
-    program, origin_labels, labels, nodes = marshal.loads(contents)
+def decode(origin: dns.name.Name, entry: tuple) -> Zone | None:
+    """The Zone of an entry (as marshal loaded it); None when made by another program
+    or for another origin."""
+    program, origin_labels, labels, columns, values = entry
     if program != PROGRAM or origin_labels != origin.labels:
         return None
+    owners, keys, rdtypes, covers, ttls, shared = (
+        array(code, column) for code, column in zip("IHHHIB", columns, strict=True)
+    )
     make_name = zonefile.make_name
     names = [make_name(label_tuple) for label_tuple in labels]
     make_rrset = zonefile.make_rrset
-    rdtypes = _RDATA_TYPES
-    # RRsets of the same data hold one items dict, as the reader makes them.
-    shared: dict[tuple[int, tuple], dict] = {}
+    types = _RDATA_TYPES
+    made: dict[int, dict] = {}
     table: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}
-    for owner_index, rrsets in nodes:
-        owner = names[owner_index]
-        node = table[owner] = {}
-        for key, rdtype, covers, ttl, data in rrsets:
-            items = shared.get((rdtype, data))
-            if items is None:
-                make = _DECODERS.get(rdtype) or _from_wire(rdtype)
-                items = shared[rdtype, data] = {make(value, names): None for value in data}
-            node[rdtypes[key]] = make_rrset(owner, rdtypes[rdtype], rdtypes[covers], ttl, items)
+    last = -1
+    node: dict[int, dns.rrset.RRset] = {}
+    for owner_index, key, rdtype, covered, ttl, value, is_shared in zip(
+        owners, keys, rdtypes, covers, ttls, values, shared, strict=True
+    ):
+        if owner_index != last:
+            last = owner_index
+            owner = names[owner_index]
+            node = table[owner] = {}
+        items = made.get(id(value)) if is_shared else None
+        if items is None:
+            make = _DECODERS.get(rdtype) or _from_wire(rdtype)
+            items = {make(each, names): None for each in value}
+            if is_shared:
+                made[id(value)] = items
+        node[types[key]] = make_rrset(owner, types[rdtype], types[covered], ttl, items)
     return Zone.from_nodes(origin, table)
 
 
@@ -172,15 +206,19 @@ class ZoneCache:
         is removed)."""
         path = self._path(blob_id, origin)
         try:
-            with open(path, "rb") as entry:
-                stored = entry.read()
+            with open(path, "rb") as file:
+                stored = memoryview(file.read())
         except OSError:
             return None
-        digest, contents = stored[:_DIGEST_SIZE], stored[_DIGEST_SIZE:]
+        contents = stored[_DIGEST_SIZE:]
         zone = None
-        if hashlib.blake2b(contents, digest_size=_DIGEST_SIZE).digest() == digest:
+        if hashlib.blake2b(contents, digest_size=_DIGEST_SIZE).digest() == stored[:_DIGEST_SIZE]:
             with contextlib.suppress(ValueError, TypeError, EOFError, IndexError, KeyError):
-                zone = decode(origin, contents)
+                entry = marshal.loads(contents)
+                # The file's bytes go before the zone is built (a big zone's peak memory).
+                contents.release()
+                stored.release()
+                zone = decode(origin, entry)
         if zone is None:
             with contextlib.suppress(OSError):
                 os.unlink(path)
