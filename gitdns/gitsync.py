@@ -96,6 +96,8 @@ class GitSync:
     ) -> None:
         self.repo = repo
         self.cache = cache
+        # Entries of zones no longer served are all removed once, then as replaced.
+        self._cache_tidied = False
         self.clock = clock
         self.install = install
         self.counters = UpdateCounters()
@@ -153,11 +155,16 @@ class GitSync:
         return self._load(self.repo.snapshot_blocking(), {})
 
     def _store_blocking(self, result: LoadResult) -> None:
-        """Keep the zones result read from text in the cache, and only what it serves."""
+        """Keep the zones result read from text in the cache, and drop the entries of
+        those it replaced (at the first load: of every zone it does not serve)."""
         assert self.cache is not None
         try:
             self.cache.put(result.read)
-            self.cache.keep_only(result.zoneset.sources.values())
+            if self._cache_tidied:
+                self.cache.remove(result.dropped)
+            else:
+                self.cache.keep_only(result.zoneset.sources.values())
+                self._cache_tidied = True
         except OSError as error:
             log.warn("Zone cache not written: {error}", error=str(error))
 
@@ -205,8 +212,9 @@ class GitSync:
     def _install_and_remember(self, loaded: Loaded) -> None:
         """Serve a load from the repository; then the worker stores the zones it read."""
         self._install(loaded)
-        if self.cache is not None and loaded.result.read:
-            stored = self._timed("store", self._store_blocking, loaded.result)
+        result = loaded.result
+        if self.cache is not None and (result.read or result.dropped or not self._cache_tidied):
+            stored = self._timed("store", self._store_blocking, result)
             stored.addErrback(lambda failure: log.failure("Zone cache not written", failure))
 
     def submit(self, event: UpdateReceived, client: str) -> defer.Deferred[bytes]:

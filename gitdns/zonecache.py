@@ -238,6 +238,12 @@ class ZoneCache:
             with os.fdopen(descriptor, "wb") as entry:
                 entry.write(digest + contents)
 
+    def remove(self, loaded: Iterable[LoadedZone]) -> None:
+        """Remove the entries of these zones, if stored."""
+        for made in loaded:
+            with contextlib.suppress(OSError):
+                os.unlink(self._path(made.blob_id, made.zone.origin))
+
     def keep_only(self, loaded: Iterable[LoadedZone]) -> int:
         """Remove every entry but those of these zones; how many were removed."""
         wanted = {os.path.basename(self._path(z.blob_id, z.zone.origin)) for z in loaded}

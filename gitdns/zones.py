@@ -172,6 +172,8 @@ class LoadResult:
     read: tuple[LoadedZone, ...] = ()
     # How many zones came from the store instead.
     stored: int = 0
+    # The previous load's zones this one replaced or removed.
+    dropped: tuple[LoadedZone, ...] = ()
 
 
 # A zone stored for (blob id, origin) by an earlier run, or None (gitdns.zonecache).
@@ -250,4 +252,10 @@ def load_zoneset(
             if sources.get(origin) is loaded:
                 del zones[origin], sources[origin]
                 changed.add(origin)
-    return LoadResult(ZoneSet(zones, sources), errors, frozenset(changed), tuple(read), from_store)
+    dropped = tuple(
+        previous.sources[origin]
+        for origin in changed
+        if origin in previous.sources and sources.get(origin) is not previous.sources[origin]
+    )
+    zoneset = ZoneSet(zones, sources)
+    return LoadResult(zoneset, errors, frozenset(changed), tuple(read), from_store, dropped)

@@ -136,6 +136,15 @@ class ZoneCacheTests(SynchronousTestCase):
         self.assertIsNotNone(self.cache.get("a" * 40, dns.name.from_text("example.")))
         self.assertIsNone(self.cache.get("c" * 40, dns.name.from_text("nested.example.")))
 
+    def test_remove(self) -> None:
+        kept, _ = self.stored("example.", EXAMPLE, "a" * 40)
+        gone, _ = self.stored("nested.example.", NESTED, "c" * 40)
+        self.cache.remove(
+            [LoadedZone("c" * 40, gone, "nested.example"), LoadedZone("d" * 40, kept, "x")]
+        )
+        self.assertIsNotNone(self.cache.get("a" * 40, kept.origin))
+        self.assertIsNone(self.cache.get("c" * 40, gone.origin))
+
     def test_load_takes_stored_zones_without_reading_their_text(self) -> None:
         parsed, _ = self.stored("example.", EXAMPLE, "a" * 40)
         files = [

@@ -91,12 +91,16 @@ class LoadTests(SynchronousTestCase):
         self.assertIs(second.zoneset.zones[EXAMPLE_NAME], first.zoneset.zones[EXAMPLE_NAME])
         self.assertEqual(second.changed, {NESTED_NAME})
         self.assertEqual(second.zoneset.zones[NESTED_NAME].serial, 8)
+        # What the zone cache stores, and drops.
+        self.assertEqual([z.blob_id for z in second.read], ["3"])
+        self.assertEqual(second.dropped, (first.zoneset.sources[NESTED_NAME],))
 
     def test_removed_file_stops_being_served(self) -> None:
         first = load_zoneset(files(example=("1", EXAMPLE), **{"nested.example": ("2", NESTED)}))
         second = load_zoneset(files(example=("1", EXAMPLE)), first.zoneset)
         self.assertEqual(list(second.zoneset.zones), [EXAMPLE_NAME])
         self.assertEqual(second.changed, {NESTED_NAME})
+        self.assertEqual(second.dropped, (first.zoneset.sources[NESTED_NAME],))
 
     def test_zone_names(self) -> None:
         self.assertEqual(zone_name("example.com"), dns.name.from_text("example.com."))
