@@ -10,7 +10,6 @@ conflict as text). Blocking (pygit2): run it in the repository's worker thread.
 from __future__ import annotations
 
 import base64
-import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -53,12 +52,46 @@ class UpdateItem:
         return cls(message.question[0].name, filename, wire, dns.name.from_text(keyname), client)
 
 
-def unsigned_wire(message: dns.message.Message) -> bytes:
-    """The request as it would be without its TSIG record."""
-    unsigned = copy.copy(message)
-    unsigned.tsig = None
-    unsigned.keyring = None
-    return unsigned.to_wire()
+def unsigned_wire(wire: bytes, message: dns.message.Message) -> bytes:
+    """The signed request wire (parsed as message) without its TSIG record, with its
+    original ID, as it was before it was signed (RFC 8945 4.3.1): the TSIG record is
+    the last one, cut off. Rendering the message again took a fifth of the reactor's
+    time per UPDATE."""
+    if message.tsig is None:
+        return wire
+    additional = int.from_bytes(wire[10:12], "big") - 1
+    original_id = message.tsig[0].original_id
+    return b"".join(
+        (
+            original_id.to_bytes(2, "big"),
+            wire[2:10],
+            additional.to_bytes(2, "big"),
+            wire[12 : _last_record(wire)],
+        )
+    )
+
+
+def _last_record(wire: bytes) -> int:
+    """Where the last resource record of a well-formed message starts."""
+    offset = _skip_name(wire, 12) + 4
+    records = sum(int.from_bytes(wire[at : at + 2], "big") for at in (6, 8, 10))
+    start = offset
+    for _ in range(records):
+        start = offset
+        offset = _skip_name(wire, offset) + 8
+        offset += 2 + int.from_bytes(wire[offset : offset + 2], "big")
+    return start
+
+
+def _skip_name(wire: bytes, offset: int) -> int:
+    """The offset just past the name at offset (its labels, or up to a pointer)."""
+    while True:
+        length = wire[offset]
+        if length >= 0xC0:
+            return offset + 2
+        if length == 0:
+            return offset + 1
+        offset += length + 1
 
 
 @dataclass

@@ -224,7 +224,12 @@ class GitSync:
         loaded = self.served.sources[event.zone]
         query = event.request.query
         item = UpdateItem(
-            event.zone, loaded.filename, unsigned_wire(query), signature.keyname, client, query
+            event.zone,
+            loaded.filename,
+            unsigned_wire(event.request.wire, query),
+            signature.keyname,
+            client,
+            query,
         )
         waiting = _Waiting(item, event.request, defer.Deferred())
         self._queue.append(waiting)
