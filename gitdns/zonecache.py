@@ -3,9 +3,10 @@
 An entry holds a zone's names and record data as plain values (label tuples, numbers,
 strings, rdata wire forms) in marshal's format, from which the very same Zone is built
 again, with names and data shared as the reader shares them: a big zone in half the
-time its text takes to parse (a small one gains little). It is bound to one blob and origin (its file name), and to this program
-(a digest of the modules that decide what a zone file means, dnspython's and Python's
-versions): anything else is a miss, and the text is parsed. A digest of the contents
+time its text takes to parse (a small one gains little). It is bound to one blob and
+origin (its file name), and to this program (a digest of the modules that decide what
+a zone file means, dnspython's and Python's versions): anything else is a miss, and
+the text is parsed. A digest of the contents
 makes a torn or damaged entry a miss too, and the entry is removed.
 
 Only zones parsed from text are stored, after they are served: an UPDATE makes a new
