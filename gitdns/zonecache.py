@@ -6,8 +6,8 @@ again, with names and data shared as the reader shares them: a big zone in half 
 time its text takes to parse (a small one gains little). It is bound to one blob and
 origin (its file name), and to this program (a digest of the modules that decide what
 a zone file means, dnspython's and Python's versions): anything else is a miss, and
-the text is parsed. A digest of the contents
-makes a torn or damaged entry a miss too, and the entry is removed.
+the text is parsed. A digest of the contents makes a torn or damaged entry a miss
+too, and the entry is removed.
 
 Only zones parsed from text are stored, after they are served: an UPDATE makes a new
 blob at every commit, and its zone is not worth a write each time.
