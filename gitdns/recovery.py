@@ -74,15 +74,22 @@ def recover(path: str, branch: str) -> Recovery | None:
 def _remove_torn_objects(repo: pygit2.Repository, path: str, since: float) -> list[str]:
     """Loose objects written since that cannot be read whole: removed, by id."""
     removed = []
-    objects = os.path.join(path, "objects")
-    for fan_out in os.listdir(objects):
-        if len(fan_out) != 2 or not _HEX.issuperset(fan_out):
-            continue
-        with os.scandir(os.path.join(objects, fan_out)) as entries:
+    with os.scandir(os.path.join(path, "objects")) as fan_outs:
+        # A directory no object was written to since is not listed: the clone is never
+        # repacked, and holds a few loose objects per UPDATE ever committed.
+        recent = [
+            fan_out
+            for fan_out in fan_outs
+            if len(fan_out.name) == 2
+            and _HEX.issuperset(fan_out.name)
+            and fan_out.stat().st_mtime >= since
+        ]
+    for fan_out in recent:
+        with os.scandir(fan_out.path) as entries:
             for entry in entries:
                 if len(entry.name) != 38 or entry.stat().st_mtime < since:
                     continue
-                oid = fan_out + entry.name
+                oid = fan_out.name + entry.name
                 try:
                     # Inflated and hashed: an empty, short or garbled file fails.
                     repo.odb.read(oid)
@@ -107,17 +114,21 @@ def _whole(repo: pygit2.Repository, oid: pygit2.Oid) -> bool:
     Presence is enough: torn recent objects were removed, and older ones were flushed.
     """
     odb = repo.odb
-    if not odb.exists(oid):
+    try:
+        if not odb.exists(oid):
+            return False
+        commit = repo[oid]
+        if not isinstance(commit, pygit2.Commit) or not odb.exists(commit.tree_id):
+            return False
+        # A submodule's entry names a commit of another repository.
+        return all(
+            odb.exists(entry.id)
+            for entry in commit.tree
+            if entry.filemode != pygit2.GIT_FILEMODE_COMMIT
+        )
+    except (pygit2.GitError, ValueError):
+        # Torn, and older than the objects read back: not whole either.
         return False
-    commit = repo[oid]
-    if not isinstance(commit, pygit2.Commit) or not odb.exists(commit.tree_id):
-        return False
-    # A submodule's entry names a commit of another repository.
-    return all(
-        odb.exists(entry.id)
-        for entry in commit.tree
-        if entry.filemode != pygit2.GIT_FILEMODE_COMMIT
-    )
 
 
 def _reflog_targets(reflog: str) -> Iterator[pygit2.Oid]:

@@ -123,3 +123,17 @@ class RecoveryTests(SynchronousTestCase):
         hex_id = str(old.tree_id)
         os.utime(os.path.join(self.path, "objects", hex_id[:2], hex_id[2:]), (past, past))
         self.assertIsNone(recover(self.path, "main"))
+
+    def test_directories_not_written_lately_are_not_listed(self) -> None:
+        first = self.commit("a")
+        self.commit("b")
+        past = os.stat(os.path.join(self.path, "logs", "refs", "heads", "main")).st_mtime - 3600
+        # The first commit's zone file, which the head no longer uses, torn in a
+        # directory nothing was written to lately: not even looked at.
+        hex_id = str(first.tree["example"].id)
+        tear(self.path, first.tree["example"].id)
+        with os.scandir(os.path.join(self.path, "objects")) as fan_outs:
+            for fan_out in fan_outs:
+                os.utime(fan_out.path, (past, past))
+        self.assertIsNone(recover(self.path, "main"))
+        self.assertTrue(os.path.exists(os.path.join(self.path, "objects", hex_id[:2], hex_id[2:])))
