@@ -199,23 +199,24 @@ class GitSync:
         self.served = loaded.result.zoneset
         self.install(loaded)
 
-    def start(self, snapshot: Snapshot | None = None) -> defer.Deferred[None]:
+    def start(self, snapshot: Snapshot | None = None) -> defer.Deferred[Loaded]:
         """Load the clone as it is (snapshot, read already, or read now) in the worker
-        thread, and install it. Operations asked for after this one run after it."""
+        thread, and install it; fires with that load. Operations asked for after this
+        one run after it."""
         if snapshot is None:
             d = self._timed("load", self.load_blocking)
         else:
             d = self._timed("load", self._load, snapshot, {})
-        d.addCallback(self._install_and_remember)
-        return d
+        return d.addCallback(self._install_and_remember)
 
-    def _install_and_remember(self, loaded: Loaded) -> None:
+    def _install_and_remember(self, loaded: Loaded) -> Loaded:
         """Serve a load from the repository; then the worker stores the zones it read."""
         self._install(loaded)
         result = loaded.result
         if self.cache is not None and (result.read or result.dropped or not self._cache_tidied):
             stored = self._timed("store", self._store_blocking, result)
             stored.addErrback(lambda failure: log.failure("Zone cache not written", failure))
+        return loaded
 
     def submit(self, event: UpdateReceived, client: str) -> defer.Deferred[bytes]:
         """Queue an authorised UPDATE; fires with the response once it is durable."""

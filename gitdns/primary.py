@@ -96,8 +96,6 @@ class Primary(service.MultiService):
         self._keys: KeyLoad | None = None
         self._key_blobs: frozenset[tuple[str, str]] = frozenset()
         self._restore_journal = True
-        # Zones of the first load that came from the zone cache, for its log line.
-        self._first_stored = 0
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
@@ -212,12 +210,12 @@ class Primary(service.MultiService):
         self.repo.start()
         started = self.clock.seconds()
 
-        def loaded(_: object) -> None:
+        def loaded(first: Loaded) -> None:
             log.info(
                 "{count} zones loaded in {seconds:.2f} s ({stored} parsed by an earlier run)",
                 count=len(self.authority.served.zones.zones),
                 seconds=self.clock.seconds() - started,
-                stored=self._first_stored,
+                stored=first.result.stored,
             )
 
         def failed(failure: Failure) -> None:
@@ -290,7 +288,6 @@ class Primary(service.MultiService):
         if self._restore_journal:
             # The first load: the differences saved when we last stopped.
             self._restore_journal = False
-            self._first_stored = result.stored
             journal = load_journal(self.config.data_dir, result.zoneset)
         served = Served(
             zones=result.zoneset,
