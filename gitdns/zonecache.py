@@ -94,25 +94,24 @@ def encode(zone: Zone) -> bytes:
     ttls, shared = array("I"), array("B")
     values: list[tuple] = []
     # RRsets sharing one items dict share one value (marked in shared): loaded, they
-    # share it again.
-    by_items: dict[int, tuple] = {}
-    first_holder: dict[int, int] = {}
+    # share it again. id(items) -> (value, index of the first RRset holding it).
+    by_items: dict[int, tuple[tuple, int]] = {}
     for owner, node in zone.nodes.items():
         owner_index = name(owner)
         for key, rrset in node.items():
             rdtype = int(rrset.rdtype)
-            value = by_items.get(id(rrset.items))
-            if value is None:
+            known = by_items.get(id(rrset.items))
+            if known is None:
                 encoder = _ENCODERS.get(rdtype) if rrset.rdclass == IN else None
                 if encoder is None:
                     value = tuple(rd.to_wire() for rd in rrset)
                 else:
                     value = tuple(encoder(rd, name) for rd in rrset)
-                by_items[id(rrset.items)] = value
-                first_holder[id(rrset.items)] = len(values)
+                by_items[id(rrset.items)] = value, len(values)
                 shared.append(0)
             else:
-                shared[first_holder[id(rrset.items)]] = 1
+                value, first = known
+                shared[first] = 1
                 shared.append(1)
             owners.append(owner_index)
             keys.append(int(key))
