@@ -8,10 +8,10 @@ there first with --store), as a restart finds it. Used by bench/load.sh under
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 
 import dns.name
+import pygit2
 
 from gitdns.zonecache import ZoneCache
 from gitdns.zonefile import CollectionPaused
@@ -28,7 +28,7 @@ def main() -> None:
     origin = dns.name.from_text(args.origin)
     with open(args.path, "rb") as file:
         data = file.read()
-    blob_id = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    blob_id = str(pygit2.hash(data))
     started = time.perf_counter()
     if args.cache and not args.store:
         # As load_zoneset calls it: the collector paused, a big zone frozen after.
