@@ -424,7 +424,6 @@ class GitRepository:
             )
         except (pygit2.GitError, KeyError, ValueError, OSError) as error:
             raise self._failure("clone", callbacks, error) from None
-        keep_reflog(pygit2.Repository(self.path))
         sync_filesystem(self.path)
 
     def recover_blocking(self) -> Recovery | None:
