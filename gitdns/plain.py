@@ -115,22 +115,9 @@ def render_plain(wire: bytes, query: PlainQuery, answer: Answer, *, limit: int) 
     if answer.rcode > 15:
         return None
     out = bytearray(wire[: query.question_end])
-    compress: dict[bytes, int] = {}
-    # The question's name and its suffixes are the first compression targets.
-    qname = wire[12 : query.question_end - 4].lower()
-    offset = 0
-    while qname[offset]:
-        compress[qname[offset:]] = 12 + offset
-        offset += qname[offset] + 1
-    counts = []
-    for section in (answer.answer, answer.authority, answer.additional):
-        count = 0
-        for rrset in section:
-            written = write_rrset(out, compress, rrset)
-            if written is None:
-                return None
-            count += written
-        counts.append(count)
+    counts = write_sections(out, question_compression(wire[12 : query.question_end - 4]), answer)
+    if counts is None:
+        return None
     edns = query.payload is not None
     if len(out) + (_OPT_SIZE if edns else 0) > limit:
         return None
@@ -142,6 +129,33 @@ def render_plain(wire: bytes, query: PlainQuery, answer: Answer, *, limit: int) 
     if edns:
         out += OPT_RECORD
     return bytes(out)
+
+
+def question_compression(qname: bytes) -> dict[bytes, int]:
+    """The compression targets a response starts with: the question's name (qname, in
+    wire form, right after the header) and its suffixes, as lower-case wire form."""
+    qname = qname.lower()
+    compress = {}
+    offset = 0
+    while qname[offset]:
+        compress[qname[offset:]] = 12 + offset
+        offset += qname[offset] + 1
+    return compress
+
+
+def write_sections(out: bytearray, compress: dict[bytes, int], answer: Answer) -> list[int] | None:
+    """Append answer's three sections; their record counts, or None for a type not
+    written here."""
+    counts = []
+    for section in (answer.answer, answer.authority, answer.additional):
+        count = 0
+        for rrset in section:
+            written = write_rrset(out, compress, rrset)
+            if written is None:
+                return None
+            count += written
+        counts.append(count)
+    return counts
 
 
 def write_rrset(out: bytearray, compress: dict[bytes, int], rrset: dns.rrset.RRset) -> int | None:

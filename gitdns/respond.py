@@ -23,6 +23,7 @@ import dns.renderer
 from gitdns.answer import Answer, resolve
 from gitdns.keys import Operation
 from gitdns.plain import UDP_PAYLOAD, parse_plain, render_plain
+from gitdns.prerendered import Table, answer_prerendered
 from gitdns.tsig import Keyring, Signature, add_signature, check, read
 from gitdns.xfr import Delta, axfr_messages, ixfr_messages, ixfr_plan
 from gitdns.zones import ZoneSet
@@ -70,6 +71,9 @@ class Served:
     journal: Mapping[dns.name.Name, tuple[Delta, ...]] = field(default_factory=dict)
     # Still loading at start-up: which names are ours is not known yet, nor the keys.
     loading: bool = False
+    # Every zone by its origin's wire form (prerendered.wire_key) with its prerendered
+    # answers, or None while they are not made (see gitdns.prerendered.kept_tables).
+    tables: Mapping[bytes, Table | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,12 @@ def answer_plain(served: Served, wire: bytes, *, tcp: bool, now: int) -> Reply |
         limit = 512
     else:
         limit = max(512, min(query.payload, UDP_PAYLOAD))
+    if served.tables:
+        response = answer_prerendered(served.tables, wire, query, limit)
+        if response is not None:
+            # Without origins, so not cached: it costs about what a cache hit does, and
+            # a big zone asked at random would only churn the cache.
+            return Reply(response)
     answer = resolve(served.zones, query.qname(wire), query.qtype)
     response = render_plain(wire, query, answer, limit=limit)
     if response is None:
