@@ -69,6 +69,7 @@ _NAMELESS = frozenset({dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.TXT})
 _QR, _AA = 0x8000, 0x0400
 _LENGTH = [bytes((length,)) for length in range(64)]
 _NO_ZONE = object()
+CHUNK = 1024
 
 
 def wire_key(name: dns.name.Name) -> bytes:
@@ -215,14 +216,17 @@ def answer_prerendered(
     return table.respond(wire, query, qname, limit)  # type: ignore[union-attr]
 
 
-def build_table(zone: Zone, zoneset: ZoneSet, cancelled: Callable[[], bool] = bool) -> Table | None:
-    """zone's table, for the zones of zoneset (zone among them); None once cancelled()
-    (asked now and then) is true."""
+def build_table(
+    zone: Zone, zoneset: ZoneSet, checkpoint: Callable[[], bool] = bool
+) -> Table | None:
+    """zone's table, for the zones of zoneset (zone among them). checkpoint() is called
+    every CHUNK names (the caller's chance to let others run); the build stops, giving
+    None, when it returns true."""
     builder = _Builder(zone, zoneset)
     entries: dict[bytes, bytes] = {}
     nodes = zone.nodes
     for count, (name, node) in enumerate(nodes.items()):
-        if not count % 4096 and cancelled():
+        if not count % CHUNK and checkpoint():
             return None
         key = wire_key(name)
         entries[key] = builder.value(name, key, node)

@@ -394,6 +394,32 @@ class PrerendererTests(SynchronousTestCase):
         assert table is not None
         self.assertIs(table.zone, changed.zoneset.zones[ORIGIN])
 
+    def test_table_no_longer_right_is_built_again(self) -> None:
+        self.clock.advance(0)
+        # A zone added above outmx's target while the build runs.
+        elsewhere = "$ORIGIN elsewhere.test.\n@ 300 SOA ns h 1 1 1 1 1\n@ 300 NS ns\n"
+        self.swap(load({**ALL_FILES, "elsewhere.test": elsewhere}, self.result.zoneset))
+        self.run.finish()
+        self.assertIsNone(self.table())
+        self.clock.advance(QUIET)
+        self.run.finish()
+        self.assertIsNotNone(self.table())
+        self.assertEqual(self.run.running, [])
+
+    def test_unchanged_zones_waiting_keep_their_turn(self) -> None:
+        self.clock.advance(0)
+        self.run.finish()
+        self.swap(load({**ALL_FILES, "table.example": CHANGED}, self.result.zoneset))
+        self.clock.advance(QUIET - 1)
+        # Another zone changes: table.example's wait goes on.
+        org = FILES["example.org"].replace("198.51.100.1", "198.51.100.2")
+        current = self.authority.served.zones
+        self.swap(load({**ALL_FILES, "table.example": CHANGED, "example.org": org}, current))
+        self.clock.advance(1)
+        self.run.finish()
+        self.assertIsNotNone(self.table())
+        self.assertEqual(self.run.running, [])
+
     def test_stop_cancels_what_waits(self) -> None:
         self.prerenderer.stop()
         self.clock.advance(QUIET)
