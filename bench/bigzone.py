@@ -8,6 +8,7 @@ are bench/queries.sh's. Each server starts cold, pinned to one CPU, dnsperf to a
 
 Usage: bench/bigzone.sh [--lines 275000] [--queries 1000000] [--duration 10]
                         [--servers gitdns,nsd,named] [--clients 20] [--outstanding 300]
+                        [--settle 0]
 Prints qps per (server, zone), the server's CPU time per query (from /proc: less
 sensitive to other loads on the machine than qps), and gitdns big/small of both
 (target >= 0.8).
@@ -21,6 +22,7 @@ import random
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench import (
@@ -89,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=1_000_000, help="big-zone query file size")
     p.add_argument("--duration", type=int, default=10, help="seconds per server and zone")
     p.add_argument("--servers", default="gitdns", help="gitdns,nsd,named: others on the big zone")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=0,
+        help="seconds between a server's first answer and the measurement (gitdns"
+        " prerenders a zone's answers in the background once it is loaded)",
+    )
     dnsperf_options(p)
     args = p.parse_args(argv)
     args.max_qps = 0
@@ -106,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(
             f"big zone {BIG_ORIGIN}: {args.lines} lines, {args.queries} random queries;"
-            f" {args.duration}s each, dnsperf -c {args.clients} -T 1 -q {args.outstanding}",
+            f" {args.duration}s each after {args.settle:g}s, dnsperf -c {args.clients} -T 1"
+            f" -q {args.outstanding}",
             flush=True,
         )
         runs = [("gitdns", "small"), ("gitdns", "big")]
@@ -120,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.start()
                 label = f"{LABELS[kind]} {size}"
                 print(f"{label:<13} ...", end=" ", flush=True)
+                time.sleep(args.settle)
                 assert server.proc is not None
                 before = cpu_seconds(server.proc.pid)
                 result = dnsperf(server, queries, args)

@@ -80,7 +80,16 @@ def wire_key(name: dns.name.Name) -> bytes:
 class Table:
     """One zone version's prerendered answers (see the module docstring)."""
 
-    __slots__ = ("_negative", "entries", "external", "key", "negative_soa", "soa_names", "zone")
+    __slots__ = (
+        "_negative",
+        "entries",
+        "external",
+        "key",
+        "negative_soa",
+        "origins",
+        "soa_names",
+        "zone",
+    )
 
     def __init__(
         self,
@@ -91,6 +100,8 @@ class Table:
     ) -> None:
         self.zone = zone
         self.key = wire_key(zone.origin)
+        # What the answers are drawn from (Reply.origins), made once.
+        self.origins = frozenset((zone.origin,))
         self.entries = entries
         # Names (wire_key) outside our zones that answers rely on staying so.
         self.external = external
@@ -194,8 +205,9 @@ def _at_or_below_any(key: bytes, names: Collection[bytes]) -> bool:
 
 def answer_prerendered(
     tables: Mapping[bytes, Table | None], wire: bytes, query: PlainQuery, limit: int
-) -> bytes | None:
-    """The response to the plain query wire from its zone's table, or None.
+) -> tuple[bytes, frozenset[dns.name.Name]] | None:
+    """The response to the plain query wire from its zone's table and the origin of
+    that zone, or None.
 
     tables: every zone served, by wire_key of its origin, with its table or None.
     """
@@ -204,16 +216,15 @@ def answer_prerendered(
         return None
     qname = wire[12 : end - 4].lower()
     offset = 0
-    while True:
-        table = tables.get(qname[offset:], _NO_ZONE)
-        if table is not _NO_ZONE:
-            break
+    # The closest enclosing zone, as gitdns.names.closest finds it.
+    while (table := tables.get(qname[offset:], _NO_ZONE)) is _NO_ZONE:
         if not qname[offset]:
             return None
         offset += qname[offset] + 1
-    if table is None:
+    if not isinstance(table, Table):
         return None
-    return table.respond(wire, query, qname, limit)  # type: ignore[union-attr]
+    response = table.respond(wire, query, qname, limit)
+    return None if response is None else (response, table.origins)
 
 
 def build_table(

@@ -216,11 +216,9 @@ def answer_plain(served: Served, wire: bytes, *, tcp: bool, now: int) -> Reply |
     else:
         limit = max(512, min(query.payload, UDP_PAYLOAD))
     if served.tables:
-        response = answer_prerendered(served.tables, wire, query, limit)
-        if response is not None:
-            # Without origins, so not cached: it costs about what a cache hit does, and
-            # a big zone asked at random would only churn the cache.
-            return Reply(response)
+        prerendered = answer_prerendered(served.tables, wire, query, limit)
+        if prerendered is not None:
+            return Reply(*prerendered)
     answer = resolve(served.zones, query.qname(wire), query.qtype)
     response = render_plain(wire, query, answer, limit=limit)
     if response is None:
