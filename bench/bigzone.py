@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(
             f"big zone {BIG_ORIGIN}: {args.lines} lines, {args.queries} random queries;"
-            f" {args.duration}s each, dnsperf -c {args.clients} -T 1 -q {args.outstanding}",
+            f" {args.duration}s each after {args.settle:g}s, dnsperf -c {args.clients} -T 1"
+            f" -q {args.outstanding}",
             flush=True,
         )
         runs = [("gitdns", "small"), ("gitdns", "big")]
@@ -127,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             server = build(kind, text, origin, start_timeout=BIG_START_TIMEOUT)
             try:
                 server.start()
-                time.sleep(args.settle)
                 label = f"{LABELS[kind]} {size}"
                 print(f"{label:<13} ...", end=" ", flush=True)
+                time.sleep(args.settle)
                 assert server.proc is not None
                 before = cpu_seconds(server.proc.pid)
                 result = dnsperf(server, queries, args)

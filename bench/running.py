@@ -58,15 +58,18 @@ def primary(
     zone: str,
     timeout: float = 600,
     timings: dict | None = None,
+    log: str | None = None,
 ) -> Iterator[tuple]:
     """A gitdns-primary serving remote on 127.0.0.1: yields (process, port) once zone's SOA
     answers; stopped (SIGTERM, then SIGKILL) on the way out.
 
     timings, if given, gets the seconds from the start until anything answered
     ("listening": SERVFAIL while it loads counts) and until zone's SOA did ("serving").
+    log, if given, is a file that gets the server's log.
     """
     port = free_port()
     started = time.monotonic()
+    output = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     server = subprocess.Popen(
         [
             os.path.join(ROOT, ".venv", "bin", "twistd"),
@@ -80,10 +83,12 @@ def primary(
             "--data-dir",
             data_dir,
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
         start_new_session=True,
     )
+    if log is not None:
+        output.close()
     try:
         deadline = time.monotonic() + timeout
         query = dns.message.make_query(zone, "SOA")
@@ -113,3 +118,15 @@ def primary(
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(10)
+
+
+def wait_for_log(log: str, text: str, timeout: float = 600) -> str:
+    """The first line of the server log file log that holds text, once there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log) as file:
+            for line in file:
+                if text in line:
+                    return line
+        time.sleep(0.1)
+    raise SystemExit(f"no {text!r} in the server log within {timeout} s")

@@ -2,7 +2,8 @@
 
 Usage: .venv/bin/python bench/served.py [LINES]
 Starts its own gitdns-primary on 127.0.0.1 and stops it; prints its current and peak
-resident size once the zone answers, with the size of a server serving a tiny zone
+resident size once the zone answers and once its answers are prerendered (the table is
+built in the background after the load), with the size of a server serving a tiny zone
 (what the process costs before any zone).
 """
 
@@ -16,7 +17,7 @@ import time
 import dns.message
 import dns.query
 from bigzone import big_zone
-from running import git, primary, workdir
+from running import git, primary, wait_for_log, workdir
 
 
 def resident(pid: int) -> tuple[int, int]:
@@ -29,7 +30,7 @@ def resident(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"][0]) // 1024, int(fields["VmHWM"][0]) // 1024
 
 
-def serve(count: int) -> tuple[float, int, int]:
+def serve(count: int) -> tuple[float, int, int, float, int, int]:
     with contextlib.ExitStack() as stack:
         work = stack.enter_context(workdir("gitdns-served-"))
         repo = os.path.join(work, "repo")
@@ -38,22 +39,30 @@ def serve(count: int) -> tuple[float, int, int]:
             file.write(big_zone(count))
         git("-C", repo, "add", "-A")
         git("-C", repo, "commit", "-q", "-m", "zone")
+        log = os.path.join(work, "log")
         started = time.monotonic()
         server, port = stack.enter_context(
-            primary(repo, os.path.join(work, "data"), "big.example.")
+            primary(repo, os.path.join(work, "data"), "big.example.", log=log)
         )
         ready = time.monotonic() - started
         for i in range(0, count - 5, max(1, (count - 5) // 20)):
             query = dns.message.make_query(f"h{i}.big.example.", "ANY")
             dns.query.udp(query, "127.0.0.1", port=port, timeout=2)
-        return (ready, *resident(server.pid))
+        serving = resident(server.pid)
+        wait_for_log(log, "Prerendered")
+        prerendered = time.monotonic() - started
+        return (ready, *serving, prerendered, *resident(server.pid))
 
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 275_000
     for lines in (10, count):
-        ready, rss, peak = serve(lines)
-        print(f"{lines} lines: serving after {ready:.1f} s, resident {rss} MB, peak {peak} MB")
+        ready, rss, peak, prerendered, rss_after, peak_after = serve(lines)
+        print(
+            f"{lines} lines: serving after {ready:.1f} s, resident {rss} MB, peak {peak} MB;"
+            f" prerendered after {prerendered:.1f} s, resident {rss_after} MB,"
+            f" peak {peak_after} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,11 @@ class GitAuthority(common.ResolverBase):
         for listener in self._listeners:
             listener(result, previous)
 
+    def refine(self, served: Served) -> None:
+        """Serve served from now on, which answers as what is served does (with more
+        prerendered answers, say): nobody is told."""
+        self.served = served
+
     def _lookup(
         self, name: bytes, cls: int, type: int, timeout: object
     ) -> defer.Deferred[tuple[list, list, list]]:

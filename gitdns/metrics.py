@@ -27,6 +27,8 @@ class Metrics:
     # (transport, opcode, rcode) of every response sent.
     responses: Counter[tuple[str, int, int]] = field(default_factory=Counter)
     cache_hits: Counter[str] = field(default_factory=Counter)
+    # Answers sent from prerendered tables (gitdns.prerendered), by transport.
+    prerendered: Counter[str] = field(default_factory=Counter)
     rate_limited: int = 0
     transfers_out: Counter[str] = field(default_factory=Counter)
     transfers_in: Counter[str] = field(default_factory=Counter)
@@ -73,6 +75,14 @@ class _Collector(Collector):
         for transport, count in sorted(m.cache_hits.items()):
             hits.add_metric([transport], count)
         yield hits
+        prerendered = CounterMetricFamily(
+            "gitdns_prerendered",
+            "Answers sent from prerendered tables",
+            labels=["transport"],
+        )
+        for transport, count in sorted(m.prerendered.items()):
+            prerendered.add_metric([transport], count)
+        yield prerendered
         yield CounterMetricFamily(
             "gitdns_rate_limited", "Responses dropped or slipped by RRL", value=m.rate_limited
         )

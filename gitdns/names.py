@@ -14,6 +14,7 @@ from typing import TypeVar
 import dns.name
 
 _new = dns.name.Name.__new__
+_LENGTH = [bytes((length,)) for length in range(64)]
 _set = object.__setattr__
 
 Value = TypeVar("Value")
@@ -41,3 +42,9 @@ def closest(table: Mapping[dns.name.Name, Value], name: dns.name.Name) -> Value 
         found = table.get(name_from_labels(labels[start:]))
         start += 1
     return found
+
+
+def wire_key(name: dns.name.Name) -> bytes:
+    """name in lower-case wire form, uncompressed: a key that hashes once (bytes keep
+    their hash) and compares as names do."""
+    return b"".join([_LENGTH[len(label)] + label for label in name.labels]).lower()

@@ -29,14 +29,26 @@ from gitdns.names import name_from_labels
 IN = dns.rdataclass.IN
 # The payload we offer and accept at most over UDP (DNS flag day 2020: no fragments).
 UDP_PAYLOAD = 1232
+TCP_LIMIT = 65535
+# Question types answered by neither plain nor prerendered answers.
+META_TYPES = frozenset(
+    {
+        dns.rdatatype.OPT,
+        dns.rdatatype.TSIG,
+        dns.rdatatype.TKEY,
+        dns.rdatatype.MAILA,
+        dns.rdatatype.MAILB,
+    }
+)
+TRANSFER_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0 and ARCOUNT 0 or 1 (the OPT record).
-_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
-_COUNTS_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+COUNTS_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 # An OPT record's root owner and type, and its extended RCODE 0 and version 0.
-_OPT_START = b"\x00\x00\x29"
-_OPT_SIZE = 11
+OPT_START = b"\x00\x00\x29"
+OPT_SIZE = 11
 # Ours: that payload, extended RCODE 0, version 0, no flags, no options.
-OPT_RECORD = _OPT_START + UDP_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
+OPT_RECORD = OPT_START + UDP_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
 _QR, _AA, _RD, _CD, _OPCODE = 0x8000, 0x0400, 0x0100, 0x0010, 0x7800
 RR_HEAD = struct.Struct("!HHI")
 _SOA_NUMBERS = struct.Struct("!IIIII")
@@ -71,7 +83,7 @@ def parse_plain(wire: bytes) -> PlainQuery | None:
     if len(wire) < 17 or wire[2] & 0xF8:
         return None
     counts = wire[4:12]
-    if counts != _COUNTS and counts != _COUNTS_EDNS:
+    if counts != COUNTS and counts != COUNTS_EDNS:
         return None
     offset = 12
     try:
@@ -92,13 +104,13 @@ def parse_plain(wire: bytes) -> PlainQuery | None:
         return None
     qtype = int.from_bytes(wire[offset : offset + 2], "big")
     payload = None
-    if counts == _COUNTS_EDNS:
-        end = question_end + _OPT_SIZE
+    if counts == COUNTS_EDNS:
+        end = question_end + OPT_SIZE
         opt = wire[question_end:end]
         # Version 0 (higher is BADVERS), no options (RDLENGTH 0), nothing after.
         if (
             len(wire) != end
-            or opt[:3] != _OPT_START
+            or opt[:3] != OPT_START
             or opt[5:7] != b"\x00\x00"
             or opt[9:] != b"\x00\x00"
         ):
@@ -115,24 +127,11 @@ def render_plain(wire: bytes, query: PlainQuery, answer: Answer, *, limit: int) 
     if answer.rcode > 15:
         return None
     out = bytearray(wire[: query.question_end])
-    compress: dict[bytes, int] = {}
-    # The question's name and its suffixes are the first compression targets.
-    qname = wire[12 : query.question_end - 4].lower()
-    offset = 0
-    while qname[offset]:
-        compress[qname[offset:]] = 12 + offset
-        offset += qname[offset] + 1
-    counts = []
-    for section in (answer.answer, answer.authority, answer.additional):
-        count = 0
-        for rrset in section:
-            written = write_rrset(out, compress, rrset)
-            if written is None:
-                return None
-            count += written
-        counts.append(count)
+    counts = write_sections(out, question_compression(wire[12 : query.question_end - 4]), answer)
+    if counts is None:
+        return None
     edns = query.payload is not None
-    if len(out) + (_OPT_SIZE if edns else 0) > limit:
+    if len(out) + (OPT_SIZE if edns else 0) > limit:
         return None
     flags = int.from_bytes(wire[2:4], "big")
     flags = _QR | (flags & (_RD | _CD | _OPCODE)) | answer.rcode
@@ -142,6 +141,33 @@ def render_plain(wire: bytes, query: PlainQuery, answer: Answer, *, limit: int) 
     if edns:
         out += OPT_RECORD
     return bytes(out)
+
+
+def question_compression(qname: bytes) -> dict[bytes, int]:
+    """The compression targets a response starts with: the question's name (qname, in
+    wire form, right after the header) and its suffixes, as lower-case wire form."""
+    qname = qname.lower()
+    compress = {}
+    offset = 0
+    while qname[offset]:
+        compress[qname[offset:]] = 12 + offset
+        offset += qname[offset] + 1
+    return compress
+
+
+def write_sections(out: bytearray, compress: dict[bytes, int], answer: Answer) -> list[int] | None:
+    """Append answer's three sections; their record counts, or None for a type not
+    written here."""
+    counts = []
+    for section in (answer.answer, answer.authority, answer.additional):
+        count = 0
+        for rrset in section:
+            written = write_rrset(out, compress, rrset)
+            if written is None:
+                return None
+            count += written
+        counts.append(count)
+    return counts
 
 
 def write_rrset(out: bytearray, compress: dict[bytes, int], rrset: dns.rrset.RRset) -> int | None:

@@ -26,6 +26,8 @@ from gitdns.gitsync import GitSync, Loaded
 from gitdns.keys import Key, KeyLoad, load_keys, may
 from gitdns.metrics import Metrics, metrics_service
 from gitdns.notify import ATTEMPT_TIMEOUT, Notifier, Target, notify_targets
+from gitdns.prerendered import answer_from_tables, kept_tables
+from gitdns.prerenderer import Prerenderer
 from gitdns.privileges import give_away_to_twistd_user
 from gitdns.ratelimit import RateLimiter
 from gitdns.respond import Event, NotifyReceived, Reply, Served, UpdateReceived, respond
@@ -84,7 +86,7 @@ class Primary(service.MultiService):
         self.cache = ResponseCache()
         self.metrics = Metrics(zones=lambda: self.authority.served.zones)
         self.authority.on_change(self._zones_changed)
-        dispatcher = RequestDispatcher(self.handle, self.cache, self.metrics)
+        dispatcher = RequestDispatcher(self.handle, self.cache, self.metrics, self.prerendered)
         streams = DNSStreamFactory(dispatcher)
         limiter = RateLimiter(config.rrl_rate, config.rrl_slip) if config.rrl_rate else None
         for host, port in config.listen:
@@ -102,10 +104,14 @@ class Primary(service.MultiService):
         self.notifier = Notifier(clock, self._send_notify, metrics=self.metrics)
         cache = ZoneCache(os.path.join(config.data_dir, "zone-cache"))
         self.git = GitSync(self.repo, clock, self._swap, self.metrics, cache)
+        self.prerenderer = Prerenderer(self.authority, clock)
         if config.metrics is not None:
             metrics_service(self.metrics, *config.metrics).setServiceParent(self)
         # Secondaries that registered with a signed SOA query: zone -> address -> key.
         self.registered: dict[dns.name.Name, dict[str, Key]] = {}
+
+    def prerendered(self, wire: bytes, tcp: bool) -> tuple[bytes, frozenset[dns.name.Name]] | None:
+        return answer_from_tables(self.authority.served.tables, wire, tcp)
 
     def handle(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | Later | None:
         now = int(self.clock.seconds())
@@ -208,6 +214,7 @@ class Primary(service.MultiService):
         every zone's secondaries (as every zone is new) and fetch."""
         super().startService()
         self.repo.start()
+        self.prerenderer.start()
         started = self.clock.seconds()
 
         def loaded(first: Loaded) -> None:
@@ -232,6 +239,7 @@ class Primary(service.MultiService):
     def stopService(self) -> defer.Deferred[None]:
         self.notifier.stop()
         self.git.stop()
+        self.prerenderer.stop()
         served = self.authority.served
         if not self._restore_journal:  # loaded: else what was saved is still to be read
             save_journal(self.config.data_dir, served.journal, served.zones)
@@ -289,15 +297,18 @@ class Primary(service.MultiService):
             # The first load: the differences saved when we last stopped.
             self._restore_journal = False
             journal = load_journal(self.config.data_dir, result.zoneset)
+        previous = self.authority.served
         served = Served(
             zones=result.zoneset,
             keyring=keyring,
             may=may,
             open_axfr=self.config.open_axfr,
             journal=extend_journal(journal, result.zoneset, loaded.deltas),
+            tables=kept_tables(previous.tables, result.zoneset, result.changed),
         )
-        previous = self.authority.served
         self.authority.swap(served, result)
+        # The zones loaded at start-up get their tables at once, changed ones when quiet.
+        self.prerenderer.swapped(result.changed, at_once=previous.loading)
         if not loaded.by_updates:
             # A commit of UPDATEs is logged once per UPDATE (gitsync), not again here.
             self._log_changes(result, previous, snapshot.commit)

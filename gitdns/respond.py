@@ -22,25 +22,21 @@ import dns.renderer
 
 from gitdns.answer import Answer, resolve
 from gitdns.keys import Operation
-from gitdns.plain import UDP_PAYLOAD, parse_plain, render_plain
+from gitdns.plain import (
+    META_TYPES,
+    TCP_LIMIT,
+    TRANSFER_TYPES,
+    UDP_PAYLOAD,
+    parse_plain,
+    render_plain,
+)
+from gitdns.prerendered import Table
 from gitdns.tsig import Keyring, Signature, add_signature, check, read, signed
 from gitdns.xfr import Delta, axfr_messages, ixfr_messages, ixfr_plan
 from gitdns.zones import ZoneSet
 
 # Size of an OPT record without options: root name, type, class, TTL, RDLENGTH.
 OPT_SIZE = 11
-TCP_LIMIT = 65535
-
-META_TYPES = frozenset(
-    {
-        dns.rdatatype.OPT,
-        dns.rdatatype.TSIG,
-        dns.rdatatype.TKEY,
-        dns.rdatatype.MAILA,
-        dns.rdatatype.MAILB,
-    }
-)
-TRANSFER_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 
 
 Permission = Callable[[dns.name.Name, Operation, dns.name.Name], bool]
@@ -70,6 +66,10 @@ class Served:
     journal: Mapping[dns.name.Name, tuple[Delta, ...]] = field(default_factory=dict)
     # Still loading at start-up: which names are ours is not known yet, nor the keys.
     loading: bool = False
+    # Every zone by its origin's wire form (prerendered.wire_key) with its prerendered
+    # answers, or None while they are not made (see gitdns.prerendered.kept_tables).
+    # The server answers from them before calling respond(), which does not.
+    tables: Mapping[bytes, Table | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

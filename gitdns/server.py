@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gitdns.metrics import Metrics
+from gitdns.names import wire_key
 from gitdns.ratelimit import RateLimiter, Verdict, truncated
 from gitdns.respond import Reply, Transfer, header_error
 
@@ -46,41 +47,60 @@ class ResponseCache:
         self.limit = limit
         self.udp: dict[bytes, bytes] = {}
         self.tcp: dict[bytes, bytes] = {}
-        self._keys: dict[dns.name.Name, list[tuple[dict[bytes, bytes], bytes]]] = {}
+        # Origin (names.wire_key: its hash is kept, a Name's is made at each use) ->
+        # the keys of the answers drawn from it, in udp and in tcp.
+        self._keys: dict[bytes, tuple[list[bytes], list[bytes]]] = {}
 
-    def store(self, table: dict[bytes, bytes], request: bytes, reply: Reply) -> None:
+    def store(self, tcp: bool, request: bytes, reply: Reply) -> None:
         if not reply.origins:
             return
         if len(self.udp) + len(self.tcp) >= self.limit:
             self._evict_oldest()
         key = request[2:]
-        table[key] = reply.wire[2:]
+        (self.tcp if tcp else self.udp)[key] = reply.wire[2:]
         for origin in reply.origins:
-            self._keys.setdefault(origin, []).append((table, key))
+            self._remember(wire_key(origin), tcp, key)
+
+    def admit(self, tcp: bool, request: bytes, response: bytes, origin: bytes) -> None:
+        """Store an answer that is cheap to make again (prerendered), drawn from the
+        zone of origin (wire_key), only while there is room: not worth an eviction."""
+        if len(self.udp) + len(self.tcp) < self.limit:
+            key = request[2:]
+            (self.tcp if tcp else self.udp)[key] = response[2:]
+            self._remember(origin, tcp, key)
+
+    def _remember(self, origin: bytes, tcp: bool, key: bytes) -> None:
+        keys = self._keys.get(origin)
+        if keys is None:
+            keys = self._keys[origin] = ([], [])
+        keys[tcp].append(key)
 
     def _evict_oldest(self) -> None:
         """Drop the oldest quarter of each table (dicts keep insertion order). Starting
         over instead would send every query through the core again at once, the
         popular names too: with a big zone asked at random, that halves the rate."""
-        for table in (self.udp, self.tcp):
+        tables = (self.udp, self.tcp)
+        for table in tables:
             for key in list(islice(table, len(table) // 4 + 1)):
                 del table[key]
         for origin, listed in list(self._keys.items()):
-            seen: set[tuple[int, bytes]] = set()
-            kept = []
-            for table, key in listed:
-                if key in table and (id(table), key) not in seen:
-                    seen.add((id(table), key))
-                    kept.append((table, key))
-            if kept:
+            # A key stored again after an eviction is listed twice: once is enough.
+            kept = tuple(
+                list(dict.fromkeys(key for key in keys if key in table))
+                for keys, table in zip(listed, tables, strict=True)
+            )
+            if kept[0] or kept[1]:
                 self._keys[origin] = kept
             else:
                 del self._keys[origin]
 
     def invalidate(self, origins: Iterable[dns.name.Name]) -> None:
         for origin in origins:
-            for table, key in self._keys.pop(origin, ()):
-                table.pop(key, None)
+            for keys, table in zip(
+                self._keys.pop(wire_key(origin), ((), ())), (self.udp, self.tcp), strict=True
+            ):
+                for key in keys:
+                    table.pop(key, None)
 
     def clear(self) -> None:
         self.udp.clear()
@@ -96,16 +116,28 @@ class Later:
 
 
 Handler = Callable[[bytes, bool, tuple[str, int]], Reply | Later | None]
+# (request, over TCP) -> a response answered ahead of time (gitdns.prerendered) and
+# the origin (wire_key) of the zone it was drawn from, or None.
+Prerendered = Callable[[bytes, bool], tuple[bytes, bytes] | None]
+
+
+def _none(wire: bytes, tcp: bool) -> None:
+    return None
 
 
 class RequestDispatcher:
     """Runs the core for requests the cache cannot answer; no exception gets out."""
 
     def __init__(
-        self, handle: Handler, cache: ResponseCache, metrics: Metrics | None = None
+        self,
+        handle: Handler,
+        cache: ResponseCache,
+        metrics: Metrics | None = None,
+        prerendered: Prerendered = _none,
     ) -> None:
         self.handle = handle
         self.cache = cache
+        self.prerendered = prerendered
         self.metrics = metrics or Metrics()
         self._reported: set[type] = set()
 
@@ -124,7 +156,7 @@ class RequestDispatcher:
         if isinstance(reply, Later):
             reply.response.addErrback(self._failed_later, wire, peer)
         elif reply is not None:
-            self.cache.store(self.cache.tcp if tcp else self.cache.udp, wire, reply)
+            self.cache.store(tcp, wire, reply)
         return reply
 
     def _failed_later(self, failure: Failure, wire: bytes, peer: tuple[str, int]) -> bytes:
@@ -141,6 +173,9 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
         self.metrics = dispatcher.metrics
         self.hits = dispatcher.metrics.cache_hits
         self.responses = dispatcher.metrics.responses
+        self.prerendered = dispatcher.prerendered
+        self.prerendered_sent = dispatcher.metrics.prerendered
+        self.admit = dispatcher.cache.admit
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
         cached = self.cache.get(data[2:])
@@ -149,6 +184,15 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
             self.hits["udp"] += 1
             self.responses["udp", (data[2] >> 3) & 0x0F, cached[1] & 0x0F] += 1
             self.transport.write(data[:2] + cached, addr)
+            return
+        # A big zone asked at random misses the cache: the next hot path.
+        found = self.prerendered(data, False)
+        if found is not None:
+            response, origin = found
+            self.prerendered_sent["udp"] += 1
+            self.responses["udp", 0, response[3] & 0x0F] += 1
+            self.transport.write(response, addr)
+            self.admit(False, data, response, origin)
             return
         reply = self.dispatcher.dispatch(data, False, addr)
         if isinstance(reply, Later):
@@ -177,6 +221,12 @@ class RateLimitedDatagramProtocol(DNSDatagramProtocol):
         if cached is not None:
             self.hits["udp"] += 1
             self._limited(data, data[:2] + cached, addr)
+            return
+        found = self.prerendered(data, False)
+        if found is not None:
+            self.prerendered_sent["udp"] += 1
+            self._limited(data, found[0], addr)
+            self.admit(False, data, *found)
             return
         reply = self.dispatcher.dispatch(data, False, addr)
         if isinstance(reply, Later):
@@ -244,6 +294,12 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
             if cached is not None:
                 self.factory.dispatcher.metrics.cache_hits["tcp"] += 1
                 self._send(message[:2] + cached, message)
+                continue
+            found = self.factory.dispatcher.prerendered(message, True)
+            if found is not None:
+                self.factory.dispatcher.metrics.prerendered["tcp"] += 1
+                self._send(found[0], message)
+                self.factory.dispatcher.cache.admit(True, message, *found)
                 continue
             reply = self.factory.dispatcher.dispatch(
                 message, True, (self.peer.host, self.peer.port)

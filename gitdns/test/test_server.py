@@ -56,8 +56,8 @@ class ResponseCacheTests(SynchronousTestCase):
         origin = dns.name.from_text("example.")
         reply = Reply(b"\x00\x00answer", frozenset({origin}))
         for number in range(8):
-            cache.store(cache.udp, b"\x00\x00%d" % number, reply)
-        cache.store(cache.tcp, b"\x00\x00late", reply)
+            cache.store(False, b"\x00\x00%d" % number, reply)
+        cache.store(True, b"\x00\x00late", reply)
         self.assertEqual(list(cache.udp), [b"%d" % number for number in range(3, 8)])
         self.assertEqual(list(cache.tcp), [b"late"])
         cache.invalidate([origin])
@@ -67,7 +67,7 @@ class ResponseCacheTests(SynchronousTestCase):
         cache = ResponseCache(limit=4)
         origins = [dns.name.from_text(f"z{number}.") for number in range(40)]
         for number, origin in enumerate(origins):
-            cache.store(cache.udp, b"\x00\x00%d" % number, Reply(b"\x00\x00", frozenset({origin})))
+            cache.store(False, b"\x00\x00%d" % number, Reply(b"\x00\x00", frozenset({origin})))
         self.assertLessEqual(len(cache.udp), 4)
         # Only the origins of answers still held are tracked: no growth with traffic.
         self.assertEqual(len(cache._keys), len(cache.udp))
