@@ -42,6 +42,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gitdns.answer import Answer
 from gitdns.keys import may
+from gitdns.prerendered import answer_from_tables
 from gitdns.ratelimit import RateLimiter
 from gitdns.respond import Reply, Served, UpdateReceived, respond
 from gitdns.server import (
@@ -53,6 +54,7 @@ from gitdns.server import (
     RequestDispatcher,
     ResponseCache,
 )
+from gitdns.test.test_prerendered import tables_for
 from gitdns.test.zonedata import EXAMPLE, zoneset
 from gitdns.xfr import zone_delta
 
@@ -84,7 +86,8 @@ PEER = "127.0.0.1"
 
 
 def served_variants() -> list[Served]:
-    """A primary (IXFR journal), a secondary (one zone expired) and an --axfr server."""
+    """A primary (IXFR journal), one with prerendered answers, a secondary (one zone
+    expired) and an --axfr server."""
     zones = zoneset()
     old = zoneset(
         example=EXAMPLE.replace(str(CURRENT_SERIAL), str(JOURNAL_SERIAL))
@@ -95,6 +98,8 @@ def served_variants() -> list[Served]:
     }
     return [
         Served(zones, KEYRING, may, journal=journal),
+        # A primary whose answers are prerendered: the listeners ask the tables first.
+        Served(zones, KEYRING, may, journal=journal, tables=tables_for(zones)),
         Served(
             zones,
             KEYRING,
@@ -1005,7 +1010,10 @@ class Server:
                 return Later(defer.succeed(reply.event.request.reply(Answer())))
             return reply
 
-        self.dispatcher = RequestDispatcher(handle, ResponseCache())
+        def prerendered(wire: bytes, tcp: bool) -> tuple[bytes, bytes] | None:
+            return answer_from_tables(self.served.tables, wire, tcp)
+
+        self.dispatcher = RequestDispatcher(handle, ResponseCache(), prerendered=prerendered)
         self.clock = task.Clock()
         self.clock.advance(1000)
         self.udp_transport = RecordingDatagramTransport()

@@ -99,13 +99,18 @@ def load(files: dict[str, str], previous: ZoneSet | None = None) -> LoadResult:
     return result
 
 
-def with_tables(zoneset: ZoneSet) -> Served:
+def tables_for(zoneset: ZoneSet) -> dict[bytes, Table | None]:
+    """Every zone's table, as the prerenderer makes them."""
     tables = kept_tables({}, zoneset, zoneset.zones.keys())
     for zone in zoneset.zones.values():
         table = build_table(zone, zoneset)
         assert table is not None
         tables[table.key] = table
-    return Served(zoneset, tables=tables)
+    return tables
+
+
+def with_tables(zoneset: ZoneSet) -> Served:
+    return Served(zoneset, tables=tables_for(zoneset))
 
 
 def prerendered(served: Served, wire: bytes, tcp: bool) -> bytes | None:

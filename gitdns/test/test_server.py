@@ -13,6 +13,9 @@ from twisted.internet import defer, threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from gitdns.authority import GitAuthority
+from gitdns.metrics import Metrics
+from gitdns.names import wire_key
+from gitdns.prerendered import answer_from_tables, kept_tables
 from gitdns.respond import Reply, Served, respond
 from gitdns.server import (
     DNSStreamFactory,
@@ -21,6 +24,7 @@ from gitdns.server import (
     ResponseCache,
     parse_listen,
 )
+from gitdns.test.test_prerendered import tables_for
 from gitdns.test.zonedata import EXAMPLE, zoneset
 from gitdns.zones import LoadResult
 
@@ -28,16 +32,25 @@ from gitdns.zones import LoadResult
 class Listening:
     """A ZoneSet behind real sockets on 127.0.0.1, as the primary wires it."""
 
-    def __init__(self, max_connections: int = 150, idle_timeout: float = 10.0) -> None:
-        self.authority = GitAuthority(Served(zoneset()))
+    def __init__(
+        self, max_connections: int = 150, idle_timeout: float = 10.0, prerendered: bool = False
+    ) -> None:
+        zones = zoneset()
+        self.authority = GitAuthority(
+            Served(zones, tables=tables_for(zones) if prerendered else {})
+        )
         self.cache = ResponseCache()
+        self.metrics = Metrics()
         self.calls = 0
 
         def handle(wire: bytes, tcp: bool, peer: tuple[str, int]):
             self.calls += 1
             return respond(self.authority.served, wire, tcp=tcp, now=int(time.time()))
 
-        self.dispatcher = RequestDispatcher(handle, self.cache)
+        def tables(wire: bytes, tcp: bool) -> tuple[bytes, bytes] | None:
+            return answer_from_tables(self.authority.served.tables, wire, tcp)
+
+        self.dispatcher = RequestDispatcher(handle, self.cache, self.metrics, tables)
         self.streams = DNSStreamFactory(self.dispatcher, idle_timeout, max_connections)
         self.listener = ListenerService("127.0.0.1", 0, self.dispatcher, self.streams)
         self.listener.privilegedStartService()
@@ -71,6 +84,69 @@ class ResponseCacheTests(SynchronousTestCase):
         self.assertLessEqual(len(cache.udp), 4)
         # Only the origins of answers still held are tracked: no growth with traffic.
         self.assertEqual(len(cache._keys), len(cache.udp))
+
+    def test_prerendered_answers_are_admitted_only_while_there_is_room(self) -> None:
+        cache = ResponseCache(limit=4)
+        origin = dns.name.from_text("example.")
+        reply = Reply(b"\x00\x00answer", frozenset({origin}))
+        for number in range(3):
+            cache.store(False, b"\x00\x00%d" % number, reply)
+        cache.admit(False, b"\x00\x00table", b"\x00\x00prerendered", wire_key(origin))
+        self.assertEqual(cache.udp[b"table"], b"prerendered")
+        # Full: nothing is evicted for an answer that is cheap to make again.
+        cache.admit(True, b"\x00\x00more", b"\x00\x00prerendered", wire_key(origin))
+        self.assertEqual(len(cache.udp), 4)
+        self.assertEqual(cache.tcp, {})
+        cache.invalidate([origin])
+        self.assertEqual(cache.udp, {})
+
+
+class PrerenderedListeningTests(TestCase):
+    """The listeners answer from the tables before the general path."""
+
+    def setUp(self) -> None:
+        self.served = Listening(prerendered=True)
+        self.addCleanup(self.served.listener.stopService)
+
+    @defer.inlineCallbacks
+    def test_answered_from_the_table_then_from_the_cache(self):
+        for tcp in (False, True):
+            response = yield self.served.ask("mail.example.", tcp=tcp)
+            self.assertEqual(response.answer[0][0].address, "192.0.2.25")
+            again = yield self.served.ask("mail.example.", tcp=tcp)
+            self.assertEqual(again.answer, response.answer)
+        self.assertEqual(self.served.calls, 0)
+        self.assertEqual(self.served.metrics.prerendered, {"udp": 1, "tcp": 1})
+        self.assertEqual(self.served.metrics.cache_hits, {"udp": 1, "tcp": 1})
+
+    @defer.inlineCallbacks
+    def test_negative_answers_from_the_table(self):
+        response = yield self.served.ask("nope.example.")
+        self.assertEqual(response.rcode(), dns.rcode.NXDOMAIN)
+        response = yield self.served.ask("mail.example.", "TXT")
+        self.assertEqual((response.rcode(), response.answer), (dns.rcode.NOERROR, []))
+        self.assertEqual(self.served.calls, 0)
+
+    @defer.inlineCallbacks
+    def test_what_the_tables_leave_goes_the_general_way(self):
+        response = yield self.served.ask("example.", "ANY")
+        self.assertTrue(response.answer)
+        self.assertEqual(self.served.calls, 1)
+
+    @defer.inlineCallbacks
+    def test_changed_zone_is_not_answered_from_its_old_table(self):
+        yield self.served.ask("mail.example.")
+        new = zoneset(example=EXAMPLE.replace("192.0.2.25", "192.0.2.26"))
+        changed = frozenset({dns.name.from_text("example.")})
+        self.served.authority.on_change(
+            lambda result, previous: self.served.cache.invalidate(result.changed)
+        )
+        served = self.served.authority.served
+        tables = kept_tables(served.tables, new, changed)
+        self.served.authority.swap(Served(new, tables=tables), LoadResult(new, [], changed))
+        response = yield self.served.ask("mail.example.")
+        self.assertEqual(response.answer[0][0].address, "192.0.2.26")
+        self.assertEqual(self.served.calls, 1)
 
 
 class ServerTests(TestCase):
