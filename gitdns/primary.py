@@ -26,7 +26,7 @@ from gitdns.gitsync import GitSync, Loaded
 from gitdns.keys import Key, KeyLoad, load_keys, may
 from gitdns.metrics import Metrics, metrics_service
 from gitdns.notify import ATTEMPT_TIMEOUT, Notifier, Target, notify_targets
-from gitdns.prerendered import answer_from_tables, kept_tables
+from gitdns.prerendered import kept_tables
 from gitdns.prerenderer import Prerenderer
 from gitdns.privileges import give_away_to_twistd_user
 from gitdns.ratelimit import RateLimiter
@@ -86,7 +86,7 @@ class Primary(service.MultiService):
         self.cache = ResponseCache()
         self.metrics = Metrics(zones=lambda: self.authority.served.zones)
         self.authority.on_change(self._zones_changed)
-        dispatcher = RequestDispatcher(self.handle, self.cache, self.metrics, self.prerendered)
+        dispatcher = RequestDispatcher(self.handle, self.cache, self.metrics, self.authority)
         streams = DNSStreamFactory(dispatcher)
         limiter = RateLimiter(config.rrl_rate, config.rrl_slip) if config.rrl_rate else None
         for host, port in config.listen:
@@ -109,9 +109,6 @@ class Primary(service.MultiService):
             metrics_service(self.metrics, *config.metrics).setServiceParent(self)
         # Secondaries that registered with a signed SOA query: zone -> address -> key.
         self.registered: dict[dns.name.Name, dict[str, Key]] = {}
-
-    def prerendered(self, wire: bytes, tcp: bool) -> tuple[bytes, frozenset[dns.name.Name]] | None:
-        return answer_from_tables(self.authority.served.tables, wire, tcp)
 
     def handle(self, wire: bytes, tcp: bool, peer: tuple[str, int]) -> Reply | Later | None:
         now = int(self.clock.seconds())

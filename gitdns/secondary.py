@@ -269,7 +269,7 @@ class Secondary(service.MultiService):
         if config.metrics is not None:
             metrics_service(self.metrics, *config.metrics).setServiceParent(self)
         self.authority.on_change(self._zones_changed)
-        dispatcher = RequestDispatcher(self.handle, self.cache, self.metrics)
+        dispatcher = RequestDispatcher(self.handle, self.cache, self.metrics, self.authority)
         streams = DNSStreamFactory(dispatcher)
         for host, port in config.listen:
             ListenerService(host, port, dispatcher, streams).setServiceParent(self)

@@ -22,8 +22,10 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from gitdns.authority import GitAuthority
 from gitdns.metrics import Metrics
 from gitdns.names import wire_key
+from gitdns.prerendered import answer_from_tables
 from gitdns.ratelimit import RateLimiter, Verdict, truncated
 from gitdns.respond import Reply, Transfer, header_error
 
@@ -61,11 +63,11 @@ class ResponseCache:
         for origin in reply.origins:
             self._remember(wire_key(origin), tcp, key)
 
-    def admit(self, tcp: bool, request: bytes, response: bytes, origin: bytes) -> None:
+    def admit(self, tcp: bool, key: bytes, response: bytes, origin: bytes) -> None:
         """Store an answer that is cheap to make again (prerendered), drawn from the
-        zone of origin (wire_key), only while there is room: not worth an eviction."""
+        zone of origin (wire_key), only while there is room: not worth an eviction.
+        key is the request without its ID."""
         if len(self.udp) + len(self.tcp) < self.limit:
-            key = request[2:]
             (self.tcp if tcp else self.udp)[key] = response[2:]
             self._remember(origin, tcp, key)
 
@@ -116,13 +118,6 @@ class Later:
 
 
 Handler = Callable[[bytes, bool, tuple[str, int]], Reply | Later | None]
-# (request, over TCP) -> a response answered ahead of time (gitdns.prerendered) and
-# the origin (wire_key) of the zone it was drawn from, or None.
-Prerendered = Callable[[bytes, bool], tuple[bytes, bytes] | None]
-
-
-def _none(wire: bytes, tcp: bool) -> None:
-    return None
 
 
 class RequestDispatcher:
@@ -133,11 +128,12 @@ class RequestDispatcher:
         handle: Handler,
         cache: ResponseCache,
         metrics: Metrics | None = None,
-        prerendered: Prerendered = _none,
+        authority: GitAuthority | None = None,
     ) -> None:
         self.handle = handle
         self.cache = cache
-        self.prerendered = prerendered
+        # What is served: its prerendered tables answer before handle is called.
+        self.authority = authority or GitAuthority()
         self.metrics = metrics or Metrics()
         self._reported: set[type] = set()
 
@@ -173,12 +169,13 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
         self.metrics = dispatcher.metrics
         self.hits = dispatcher.metrics.cache_hits
         self.responses = dispatcher.metrics.responses
-        self.prerendered = dispatcher.prerendered
+        self.authority = dispatcher.authority
         self.prerendered_sent = dispatcher.metrics.prerendered
         self.admit = dispatcher.cache.admit
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
-        cached = self.cache.get(data[2:])
+        key = data[2:]
+        cached = self.cache.get(key)
         if cached is not None:
             # The hot path: counted and sent inline (a method call costs as much).
             self.hits["udp"] += 1
@@ -186,14 +183,16 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
             self.transport.write(data[:2] + cached, addr)
             return
         # A big zone asked at random misses the cache: the next hot path.
-        found = self.prerendered(data, False)
-        if found is not None:
-            response, origin = found
-            self.prerendered_sent["udp"] += 1
-            self.responses["udp", 0, response[3] & 0x0F] += 1
-            self.transport.write(response, addr)
-            self.admit(False, data, response, origin)
-            return
+        tables = self.authority.served.tables
+        if tables:
+            found = answer_from_tables(tables, data, False)
+            if found is not None:
+                response, origin = found
+                self.prerendered_sent["udp"] += 1
+                self.responses["udp", 0, response[3] & 0x0F] += 1
+                self.transport.write(response, addr)
+                self.admit(False, key, response, origin)
+                return
         reply = self.dispatcher.dispatch(data, False, addr)
         if isinstance(reply, Later):
             reply.response.addCallback(lambda wire: self._send(data, wire, addr))
@@ -222,11 +221,12 @@ class RateLimitedDatagramProtocol(DNSDatagramProtocol):
             self.hits["udp"] += 1
             self._limited(data, data[:2] + cached, addr)
             return
-        found = self.prerendered(data, False)
+        tables = self.authority.served.tables
+        found = answer_from_tables(tables, data, False) if tables else None
         if found is not None:
             self.prerendered_sent["udp"] += 1
             self._limited(data, found[0], addr)
-            self.admit(False, data, *found)
+            self.admit(False, data[2:], *found)
             return
         reply = self.dispatcher.dispatch(data, False, addr)
         if isinstance(reply, Later):
@@ -295,11 +295,12 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
                 self.factory.dispatcher.metrics.cache_hits["tcp"] += 1
                 self._send(message[:2] + cached, message)
                 continue
-            found = self.factory.dispatcher.prerendered(message, True)
+            tables = self.factory.dispatcher.authority.served.tables
+            found = answer_from_tables(tables, message, True) if tables else None
             if found is not None:
                 self.factory.dispatcher.metrics.prerendered["tcp"] += 1
                 self._send(found[0], message)
-                self.factory.dispatcher.cache.admit(True, message, *found)
+                self.factory.dispatcher.cache.admit(True, message[2:], *found)
                 continue
             reply = self.factory.dispatcher.dispatch(
                 message, True, (self.peer.host, self.peer.port)

@@ -41,8 +41,8 @@ from twisted.logger import LogEvent, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from gitdns.answer import Answer
+from gitdns.authority import GitAuthority
 from gitdns.keys import may
-from gitdns.prerendered import answer_from_tables
 from gitdns.ratelimit import RateLimiter
 from gitdns.respond import Reply, Served, UpdateReceived, respond
 from gitdns.server import (
@@ -1010,10 +1010,9 @@ class Server:
                 return Later(defer.succeed(reply.event.request.reply(Answer())))
             return reply
 
-        def prerendered(wire: bytes, tcp: bool) -> tuple[bytes, bytes] | None:
-            return answer_from_tables(self.served.tables, wire, tcp)
-
-        self.dispatcher = RequestDispatcher(handle, ResponseCache(), prerendered=prerendered)
+        self.dispatcher = RequestDispatcher(
+            handle, ResponseCache(), authority=GitAuthority(self.served)
+        )
         self.clock = task.Clock()
         self.clock.advance(1000)
         self.udp_transport = RecordingDatagramTransport()

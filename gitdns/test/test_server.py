@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from gitdns.authority import GitAuthority
 from gitdns.metrics import Metrics
 from gitdns.names import wire_key
-from gitdns.prerendered import answer_from_tables, kept_tables
+from gitdns.prerendered import kept_tables
 from gitdns.respond import Reply, Served, respond
 from gitdns.server import (
     DNSStreamFactory,
@@ -47,10 +47,7 @@ class Listening:
             self.calls += 1
             return respond(self.authority.served, wire, tcp=tcp, now=int(time.time()))
 
-        def tables(wire: bytes, tcp: bool) -> tuple[bytes, bytes] | None:
-            return answer_from_tables(self.authority.served.tables, wire, tcp)
-
-        self.dispatcher = RequestDispatcher(handle, self.cache, self.metrics, tables)
+        self.dispatcher = RequestDispatcher(handle, self.cache, self.metrics, self.authority)
         self.streams = DNSStreamFactory(self.dispatcher, idle_timeout, max_connections)
         self.listener = ListenerService("127.0.0.1", 0, self.dispatcher, self.streams)
         self.listener.privilegedStartService()
@@ -91,10 +88,10 @@ class ResponseCacheTests(SynchronousTestCase):
         reply = Reply(b"\x00\x00answer", frozenset({origin}))
         for number in range(3):
             cache.store(False, b"\x00\x00%d" % number, reply)
-        cache.admit(False, b"\x00\x00table", b"\x00\x00prerendered", wire_key(origin))
+        cache.admit(False, b"table", b"\x00\x00prerendered", wire_key(origin))
         self.assertEqual(cache.udp[b"table"], b"prerendered")
         # Full: nothing is evicted for an answer that is cheap to make again.
-        cache.admit(True, b"\x00\x00more", b"\x00\x00prerendered", wire_key(origin))
+        cache.admit(True, b"more", b"\x00\x00prerendered", wire_key(origin))
         self.assertEqual(len(cache.udp), 4)
         self.assertEqual(cache.tcp, {})
         cache.invalidate([origin])
