@@ -1,20 +1,23 @@
 """Query rate on a big zone against the small-zone rate, in one run (issue #9).
 
 The big zone is bench/load.sh's: LINES lines (A, TXT and MX owners h0..hN under
-big.example.). Its query file holds --queries names drawn uniformly over every owner,
+big.example.). Its query files hold --queries names drawn uniformly over every owner,
 each with the type it has, and 10 % NXDOMAIN names: most queries ask something not
 asked before, so a response cache cannot carry the rate. The small zone and its queries
-are bench/queries.sh's. Each server starts cold, pinned to one CPU, dnsperf to another,
-and is measured --settle seconds after it first answers; gitdns --settle seconds after
-its log says the zone's answers are prerendered (the steady state; until then, seconds
-after a start or a change of the big zone, they are answered the general way).
+are bench/queries.sh's.
 
-This machine's speed drifts by tens of percent from one minute to the next, so gitdns
-is measured --rounds times, small then big, each time with new servers: each round
-gives a ratio, and the median of them is the figure.
+This machine's speed drifts by tens of percent from one minute to the next, so two
+gitdns servers, one per zone, run side by side (pinned to one CPU, dnsperf to
+another) and are asked in turn, --duration seconds each, --rounds times; each round
+gives a ratio and the medians are the figures. The big zone's server gets a new
+query file each round (the answers its response cache kept from one round are no
+better placed in the next). Measuring starts --settle seconds after both logged that
+their zone's answers are prerendered (built in a thread once a zone is served:
+seconds for the big zone, answered the general way meanwhile). NSD and BIND, with
+--servers, answer the big zone's first query file afterwards, one at a time.
 
-Usage: bench/bigzone.sh [--lines 275000] [--queries 1000000] [--duration 10] [--settle 10]
-                        [--rounds 3] [--servers gitdns,nsd,named] [--clients 20]
+Usage: bench/bigzone.sh [--lines 275000] [--queries 1000000] [--duration 6] [--rounds 5]
+                        [--settle 10] [--servers gitdns,nsd,named] [--clients 20]
                         [--outstanding 300]
 Prints qps per (server, zone), the server's CPU time per query (from /proc: less
 sensitive to other loads on the machine than qps), gitdns big/small of both per round
@@ -24,6 +27,7 @@ and their medians (target >= 0.8).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -101,22 +105,41 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def measure(
+    label: str, server: Server, queries: Path, args: argparse.Namespace
+) -> tuple[float, float]:
+    """One dnsperf run: qps and the server's CPU time per query in microseconds (NSD
+    answers from a child process: its own CPU time says nothing, and is not given)."""
+    print(f"{label:<13} ...", end=" ", flush=True)
+    assert server.proc is not None
+    before = cpu_seconds(server.proc.pid)
+    result = dnsperf(server, queries, args)
+    used = (cpu_seconds(server.proc.pid) - before) / (result.qps * args.duration) * 1e6
+    usage = f"  {used:5.1f} us CPU/query" if server.name == "gitdns" else ""
+    print(
+        f"{result.qps:10.1f} qps{usage}  lost {result.lost}  avg {result.latency}"
+        f"  [{result.rcodes}]",
+        flush=True,
+    )
+    return result.qps, used
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--lines", type=int, default=275_000, help="lines of the big zone")
     p.add_argument("--queries", type=int, default=1_000_000, help="big-zone query file size")
-    p.add_argument("--duration", type=int, default=10, help="seconds per server and zone")
+    p.add_argument("--duration", type=int, default=6, help="seconds per dnsperf run")
+    p.add_argument("--rounds", type=int, default=5, help="gitdns small then big, this many times")
     p.add_argument("--servers", default="gitdns", help="gitdns,nsd,named: others on the big zone")
     p.add_argument(
         "--settle",
         type=float,
         default=10.0,
-        help="seconds between a server's first answer and the measurement (gitdns stores a "
+        help="seconds between the servers' readiness and the measurement (gitdns stores a "
         "zone it parsed in its zone cache then, a few seconds for the big one)",
     )
-    p.add_argument("--rounds", type=int, default=3, help="gitdns small and big, this many times")
     dnsperf_options(p)
     args = p.parse_args(argv)
     args.max_qps = 0
@@ -126,72 +149,54 @@ def main(argv: list[str] | None = None) -> int:
     try:
         small_queries = work / "small.txt"
         small_queries.write_text(make_queries(1000))
-        big_queries_file = work / "big.txt"
-        big_queries_file.write_text(big_queries(args.lines, args.queries))
-        zones = {
-            "small": (make_zone(1000), SMALL_ORIGIN, small_queries),
-            "big": (big_zone(args.lines), BIG_ORIGIN, big_queries_file),
-        }
+        big_files = []
+        for seed in range(1, args.rounds + 1):
+            big_files.append(work / f"big{seed}.txt")
+            big_files[-1].write_text(big_queries(args.lines, args.queries, seed=seed))
+        small_text, big_text = make_zone(1000), big_zone(args.lines)
         print(
             f"big zone {BIG_ORIGIN}: {args.lines} lines, {args.queries} random queries;"
-            f" {args.duration}s each after {args.settle:g}s, dnsperf -c {args.clients} -T 1"
-            f" -q {args.outstanding}",
+            f" {args.rounds} rounds of {args.duration}s each after {args.settle:g}s,"
+            f" dnsperf -c {args.clients} -T 1 -q {args.outstanding}",
             flush=True,
         )
-        runs = [("gitdns", "small"), ("gitdns", "big")] * args.rounds
-        runs += [(kind, "big") for kind in kinds if kind != "gitdns"]
-        qps: dict[tuple[str, str], float] = {}
-        cpu: dict[tuple[str, str], float] = {}
         ratios: list[tuple[float, float]] = []
         failed = 0
-        for kind, size in runs:
-            text, origin, queries = zones[size]
-            server = build(kind, text, origin, start_timeout=BIG_START_TIMEOUT)
-            try:
+        with contextlib.ExitStack() as running:
+            small = build("gitdns", small_text, SMALL_ORIGIN)
+            big = build("gitdns", big_text, BIG_ORIGIN, start_timeout=BIG_START_TIMEOUT)
+            for server in (small, big):
+                running.callback(server.stop)
                 server.start()
-                label = f"{LABELS[kind]} {size}"
-                print(f"{label:<13} ...", end=" ", flush=True)
-                if kind == "gitdns":
-                    prerendered(server)
-                time.sleep(args.settle)
-                assert server.proc is not None
-                before = cpu_seconds(server.proc.pid)
-                result = dnsperf(server, queries, args)
-                used = cpu_seconds(server.proc.pid) - before
-                qps[kind, size] = result.qps
-                # NSD answers from a child process: its own CPU time says nothing.
-                usage = ""
-                if kind == "gitdns":
-                    cpu[kind, size] = used / (result.qps * args.duration) * 1e6
-                    usage = f"  {cpu[kind, size]:5.1f} us CPU/query"
+                prerendered(server)
+            time.sleep(args.settle)
+            for round_number, big_file in enumerate(big_files, 1):
+                small_qps, small_cpu = measure("gitdns small", small, small_queries, args)
+                big_qps, big_cpu = measure("gitdns big", big, big_file, args)
+                ratios.append((big_qps / small_qps, small_cpu / big_cpu))
                 print(
-                    f"{result.qps:10.1f} qps{usage}  lost {result.lost}  avg {result.latency}"
-                    f"  [{result.rcodes}]",
+                    f"  round {round_number}: big/small {ratios[-1][0]:.3f},"
+                    f" CPU per query small/big {ratios[-1][1]:.3f}",
                     flush=True,
                 )
-                if (kind, size) == ("gitdns", "big") and ("gitdns", "small") in qps:
-                    ratio = (
-                        result.qps / qps["gitdns", "small"],
-                        cpu["gitdns", "small"] / cpu[kind, size],
-                    )
-                    ratios.append(ratio)
-                    print(
-                        f"  round {len(ratios)}: big/small {ratio[0]:.3f},"
-                        f" CPU per query small/big {ratio[1]:.3f}",
-                        flush=True,
-                    )
-                    del qps["gitdns", "small"]
+        for kind in kinds:
+            if kind == "gitdns":
+                continue
+            server = build(kind, big_text, BIG_ORIGIN, start_timeout=BIG_START_TIMEOUT)
+            try:
+                server.start()
+                time.sleep(args.settle)
+                measure(f"{LABELS[kind]} big", server, big_files[0], args)
             except (ServerError, RuntimeError) as error:
-                print(f"{LABELS[kind]} {size}: FAILED: {error}", flush=True)
+                print(f"{LABELS[kind]} big: FAILED: {error}", flush=True)
                 failed += 1
             finally:
                 server.stop()
-        if ratios:
-            by_rate = statistics.median(rate for rate, _ in ratios)
-            by_cpu = statistics.median(used for _, used in ratios)
-            print(f"gitdns big/small = {by_rate:.3f}, median of {len(ratios)} (target >= 0.8)")
-            print(f"gitdns CPU per query, small/big = {by_cpu:.3f}, median of {len(ratios)}")
-        return 0 if not failed and ratios else 1
+        by_rate = statistics.median(rate for rate, _ in ratios)
+        by_cpu = statistics.median(used for _, used in ratios)
+        print(f"gitdns big/small = {by_rate:.3f}, median of {len(ratios)} (target >= 0.8)")
+        print(f"gitdns CPU per query, small/big = {by_cpu:.3f}, median of {len(ratios)}")
+        return 0 if not failed else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

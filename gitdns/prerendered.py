@@ -16,10 +16,11 @@ names are kept, and the table is dropped when a zone is added or removed above o
 
 An answer is a pair: its heads, the response's flags, QDCOUNT, ANCOUNT, NSCOUNT and
 ARCOUNT for each kind of request (Heads), and its tail, the sections after the
-question. Most names hold one type: their entry is (type, heads, tail), a tuple to
-index (no bytes to cut up at each query). Others hold (None, answers by type, the
-answer to every other type); an answer None means "not here, ask resolve()", NODATA
-that the name holds no data of that type. Records whose RRsets hold more than one
+question. Most names hold one type: their entry is bytes, the type, the index of its
+heads in the table's list (heads are shared: few differ) and the tail; one object per
+name keeps the table small. Others hold (None, answers by type, the answer to every
+other type); an answer None means "not here, ask resolve()", NODATA that the name
+holds no data of that type. Records whose RRsets hold more than one
 record are left out: the general path shuffles them at each rendering, and a table
 answering one order for as long as the zone version lives would undo that rotation
 for every client.
@@ -85,9 +86,11 @@ Heads = tuple[bytes, ...]
 Answered = tuple[Heads, bytes]
 # (type, answer bytes) as the builder makes them (see _Builder._records).
 Record = tuple[bytes, bytes]
-# A name's entry (see the module docstring): (type, Heads, tail), or (None, answers by
-# type, the answer to every other type).
-Entry = tuple[bytes, Heads, bytes] | tuple[None, dict[bytes, "Answered | None"], object]
+# A name's entry (see the module docstring): type, index of its Heads and tail in one
+# bytes, or (None, answers by type, the answer to every other type).
+Entry = bytes | tuple[None, dict[bytes, "Answered | None"], object]
+# Heads a table's bytes entries can index (one byte); past that, the tuple form.
+_HEADS_INDEXED = 256
 
 
 class _NoData:
@@ -110,6 +113,7 @@ class Table:
         "_negative",
         "entries",
         "external",
+        "heads",
         "key",
         "negative_soa",
         "soa_names",
@@ -120,12 +124,15 @@ class Table:
         self,
         zone: Zone,
         entries: dict[bytes, Entry],
+        heads: list[Heads],
         external: frozenset[bytes],
         soa_names: frozenset[bytes],
     ) -> None:
         self.zone = zone
         self.key = wire_key(zone.origin)
         self.entries = entries
+        # The Heads that bytes entries index.
+        self.heads = heads
         # Names (wire_key) outside our zones that answers rely on staying so.
         self.external = external
         # Names below the apex in the SOA record: a question at or below one of them
@@ -145,7 +152,7 @@ class Table:
             if self._nonexistent(qname):
                 return _NXDOMAIN_HEADS, self._negative_tail(len(qname))
             return None
-        if entry[0] is None:
+        if not isinstance(entry, bytes):
             answered = entry[1].get(qtype, entry[2])
             if answered is not NODATA:
                 return answered  # type: ignore[return-value]
@@ -244,8 +251,8 @@ def answer_from_tables(
         return None
     qtype = wire[end - 4 : end - 2]
     entry = table.entries.get(qname)
-    if entry is not None and entry[0] == qtype:
-        heads, tail = entry[1], entry[2]
+    if entry is not None and entry[:2] == qtype:
+        heads, tail = table.heads[entry[2]], entry[3:]
     else:
         answered = table.other(qname, qtype, entry)
         if answered is None:
@@ -279,7 +286,7 @@ def build_table(
             if name not in nodes:
                 key = wire_key(name)
                 entries[key] = builder.entry(name, key, None)
-    return Table(zone, entries, frozenset(builder.external), builder.soa_names)
+    return Table(zone, entries, builder.heads, frozenset(builder.external), builder.soa_names)
 
 
 class _Builder:
@@ -301,6 +308,9 @@ class _Builder:
         # For bytes.endswith, which takes a tuple (an empty one matches nothing).
         self._soa_names = tuple(self.soa_names)
         self._shared_heads: dict[bytes, Heads] = {}
+        # The Heads bytes entries index, and their indexes.
+        self.heads: list[Heads] = []
+        self._indexes: dict[Heads, int] = {}
 
     def entry(
         self, name: dns.name.Name, key: bytes, node: dict[int, dns.rrset.RRset] | None
@@ -350,7 +360,9 @@ class _Builder:
         if every is NODATA and len(answers) == 1:
             ((rdtype, answered),) = answers.items()
             if answered is not None:
-                return rdtype, *answered
+                index = self._indexes.get(answered[0])
+                if index is not None:
+                    return rdtype + _INDEX[index] + answered[1]
         return None, answers, every
 
     def _heads(self, head: bytes) -> Heads:
@@ -359,6 +371,9 @@ class _Builder:
         heads = self._shared_heads.get(head)
         if heads is None:
             heads = self._shared_heads[head] = make_heads(head)
+            if len(self.heads) < _HEADS_INDEXED:
+                self._indexes[heads] = len(self.heads)
+                self.heads.append(heads)
         return heads
 
     def _at_or_below_cut(self, name: dns.name.Name) -> bool:
@@ -508,6 +523,7 @@ def make_heads(head: bytes) -> Heads:
     )
 
 
+_INDEX = [bytes((index,)) for index in range(_HEADS_INDEXED)]
 _NODATA_HEADS = make_heads(_NODATA)
 _NXDOMAIN_HEADS = make_heads(_NXDOMAIN)
 
