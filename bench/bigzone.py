@@ -11,9 +11,9 @@ gitdns servers, one per zone, run side by side (pinned to one CPU, dnsperf to
 another) and are asked in turn, --duration seconds each, --rounds times; each round
 gives a ratio and the medians are the figures. The big zone's server gets a new
 query file each round (the answers its response cache kept from one round are no
-better placed in the next). Measuring starts --settle seconds after both logged that
-their zone's answers are prerendered (built in a thread once a zone is served:
-seconds for the big zone, answered the general way meanwhile). NSD and BIND, with
+better placed in the next). Measuring starts --settle seconds after the big zone's
+server logged that its answers are prerendered (built in a thread once the zone is
+served: seconds, answered the general way meanwhile). NSD and BIND, with
 --servers, answer the big zone's first query file afterwards, one at a time.
 
 Usage: bench/bigzone.sh [--lines 275000] [--queries 1000000] [--duration 6] [--rounds 5]
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             for server in (small, big):
                 running.callback(server.stop)
                 server.start()
-                prerendered(server)
+            prerendered(big)
             time.sleep(args.settle)
             for round_number, big_file in enumerate(big_files, 1):
                 small_qps, small_cpu = measure("gitdns small", small, small_queries, args)

@@ -2,8 +2,9 @@
 
 A zone version gets its table once it has been served unchanged for QUIET seconds (at
 once when loaded at start-up): a stream of UPDATEs to a big zone makes a new version
-per commit, and rendering 275,000 answers for each would be wasted. Tables are built
-one batch at a time, off the reactor, and served only while their zone version is.
+per commit, and rendering 275,000 answers for each would be wasted. Zones of fewer
+than MIN_NAMES names get none. Tables are built one batch at a time, off the reactor,
+and served only while their zone version is.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ T = TypeVar("T")
 
 # Seconds a changed zone must stay unchanged before its table is built.
 QUIET = 5.0
+# Zones with fewer names get no table: the response cache keeps all their answers
+# after one query each, and 10,000 small zones' tables would be built after every
+# start (seconds of the interpreter, which reloads meanwhile wait for) for little.
+MIN_NAMES = 1000
 # A build sleeps this many times as long as others held the interpreter during its
 # last chunk of work (see Prerenderer._checkpoint).
 YIELD = 2
@@ -45,16 +50,18 @@ class Prerenderer:
         clock: IReactorTime,
         quiet: float = QUIET,
         run: Run | None = None,
+        min_names: int = MIN_NAMES,
     ) -> None:
         self.authority = authority
         self.clock = clock
         self.quiet = quiet
+        self.min_names = min_names
         self.pool = ThreadPool(minthreads=0, maxthreads=1, name="gitdns-prerender")
         # run(function, *args): in the thread (tests run it in place).
         self._run = run or self._in_thread
         # Zones waiting to be quiet for long enough, by wire_key of their origin.
         self._timers: dict[bytes, IDelayedCall] = {}
-        # The origins served, by wire_key.
+        # The origins served with at least min_names names, by wire_key.
         self._origins: dict[bytes, dns.name.Name] = {}
         self._due: dict[bytes, dns.name.Name] = {}
         # Zones due together are built together: the batch starts once they all are.
@@ -92,7 +99,8 @@ class Prerenderer:
         for origin in changed:
             key = wire_key(origin)
             restart.add(key)
-            if origin in zones:
+            zone = zones.get(origin)
+            if zone is not None and len(zone.names) >= self.min_names:
                 self._origins[key] = origin
             else:
                 self._origins.pop(key, None)
@@ -100,8 +108,9 @@ class Prerenderer:
                 if timer is not None and timer.active():
                     timer.cancel()
         tables = self.authority.served.tables
-        for key in [key for key, table in tables.items() if table is None]:
-            origin = self._origins[key]
+        for key, origin in [
+            (key, origin) for key, origin in self._origins.items() if tables.get(key, False) is None
+        ]:
             timer = self._timers.get(key)
             waiting = (timer is not None and timer.active()) or key in self._due
             if key not in restart and (waiting or key in self._under_way):

@@ -330,7 +330,7 @@ class PrerendererTests(SynchronousTestCase):
         self.clock = task.Clock()
         self.authority = GitAuthority(Served(loading=True))
         self.run = HandRun()
-        self.prerenderer = Prerenderer(self.authority, self.clock, run=self.run)
+        self.prerenderer = Prerenderer(self.authority, self.clock, run=self.run, min_names=0)
         self.result = self.swap(load(ALL_FILES), at_once=True)
 
     def swap(self, result: LoadResult, at_once: bool = False) -> LoadResult:
@@ -351,6 +351,24 @@ class PrerendererTests(SynchronousTestCase):
         assert table is not None
         self.assertIs(table.zone, self.result.zoneset.zones[ORIGIN])
         self.assertEqual(len([t for t in self.authority.served.tables.values() if t]), 5)
+
+    def test_small_zones_get_no_table(self) -> None:
+        smallest = min(len(zone.names) for zone in self.result.zoneset.zones.values())
+        biggest = max(len(zone.names) for zone in self.result.zoneset.zones.values())
+        self.assertLess(smallest, biggest)
+        clock, run = task.Clock(), HandRun()
+        authority = GitAuthority(Served(loading=True))
+        prerenderer = Prerenderer(authority, clock, run=run, min_names=biggest)
+        result = load(ALL_FILES)
+        tables = kept_tables({}, result.zoneset, result.changed)
+        authority.swap(Served(result.zoneset, tables=tables), result)
+        prerenderer.swapped(result.changed, at_once=True)
+        clock.advance(0)
+        run.finish()
+        built = [table for table in authority.served.tables.values() if table is not None]
+        self.assertEqual([len(table.zone.names) for table in built], [biggest])
+        # The others stay answered the general way.
+        self.assertEqual(len(authority.served.tables), len(result.zoneset.zones))
 
     def test_changed_zone_built_once_quiet(self) -> None:
         self.clock.advance(0)
