@@ -110,6 +110,7 @@ class Table:
     """One zone version's prerendered answers (see the module docstring)."""
 
     __slots__ = (
+        "_enclosers",
         "_negative",
         "entries",
         "external",
@@ -142,6 +143,9 @@ class Table:
         # Question name length -> the sections of a negative answer, made when asked:
         # the SOA's names are pointers into the question, which moves with its length.
         self._negative: dict[int, bytes] = {}
+        # Closest enclosers -> whether a name below them that is not there does not
+        # exist (made when asked, as _negative).
+        self._enclosers: dict[bytes, bool] = {}
 
     def other(self, qname: bytes, qtype: bytes, entry: Entry | None) -> Answered | None:
         """The answer to qname (lower case) and qtype when entry, qname's, is not
@@ -149,7 +153,8 @@ class Table:
         if qtype in _RESOLVED:
             return None
         if entry is None:
-            if self._nonexistent(qname):
+            # Longer than a name: the walk to the zone checked its labels, not that.
+            if len(qname) <= 255 and self._nonexistent(qname):
                 return _NXDOMAIN_HEADS, self._negative_tail(len(qname))
             return None
         if not isinstance(entry, bytes):
@@ -174,10 +179,15 @@ class Table:
             value = entries.get(name)
             if value is not None:
                 break
-        # name is the closest encloser (RFC 4592).
-        if value == _UNANSWERABLE_ENTRY or b"\x01*" + name in entries:
-            return False
-        return not (soa_names and _at_or_below_any(name, soa_names))
+        # name is the closest encloser (RFC 4592): the rest depends on it alone.
+        plain = self._enclosers.get(name)
+        if plain is None:
+            plain = self._enclosers[name] = not (
+                value == _UNANSWERABLE_ENTRY
+                or b"\x01*" + name in entries
+                or (soa_names and _at_or_below_any(name, soa_names))
+            )
+        return plain
 
     def _negative_tail(self, length: int) -> bytes:
         tail = self._negative.get(length)
@@ -220,9 +230,11 @@ def answer_from_tables(
     if len(wire) < 17 or wire[2] & 0xF8:
         return None
     counts = wire[4:12]
+    # kind: the EDNS bit of the Heads index; opt_size: that of the OPT record to add.
     if counts == COUNTS:
         end = len(wire)
         limit = 512
+        kind = opt_size = 0
     elif counts == COUNTS_EDNS:
         end = len(wire) - OPT_SIZE
         opt = wire[end:]
@@ -230,13 +242,12 @@ def answer_from_tables(
         if end < 17 or opt[:3] != OPT_START or opt[5:7] != b"\x00\x00" or opt[9:] != b"\x00\x00":
             return None
         limit = max(512, min(opt[3] << 8 | opt[4], UDP_PAYLOAD))
+        kind, opt_size = 4, OPT_SIZE
     else:
         return None
     if wire[end - 2 : end] != _CLASS_IN:
         return None
     qname = wire[12 : end - 4].lower()
-    if len(qname) > 255:
-        return None
     offset = 0
     # The closest enclosing zone, as gitdns.names.closest finds it.
     while (table := tables.get(qname[offset:], _NO_ZONE)) is _NO_ZONE:
@@ -258,11 +269,10 @@ def answer_from_tables(
         if answered is None:
             return None
         heads, tail = answered
-    edns = end != len(wire)
-    if not tcp and end + len(tail) + (OPT_SIZE if edns else 0) > limit:
+    if not tcp and end + len(tail) + opt_size > limit:
         return None
-    head = heads[wire[2] & 0x01 | (wire[3] & 0x10) >> 3 | edns << 2]
-    if edns:
+    head = heads[kind | wire[2] & 0x01 | (wire[3] & 0x10) >> 3]
+    if kind:
         return b"".join((wire[:2], head, wire[12:end], tail, OPT_RECORD)), table.key
     return b"".join((wire[:2], head, wire[12:], tail)), table.key
 
