@@ -69,7 +69,11 @@ class ResponseCache:
         key is the request without its ID."""
         if len(self.udp) + len(self.tcp) < self.limit:
             (self.tcp if tcp else self.udp)[key] = response[2:]
-            self._remember(origin, tcp, key)
+            # _remember inline: a big zone asked at random admits at every query.
+            keys = self._keys.get(origin)
+            if keys is None:
+                keys = self._keys[origin] = ([], [])
+            keys[tcp].append(key)
 
     def _remember(self, origin: bytes, tcp: bool, key: bytes) -> None:
         keys = self._keys.get(origin)
