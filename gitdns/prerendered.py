@@ -46,6 +46,7 @@ from gitdns.plain import (
     OPT_START,
     RDATA_WRITERS,
     RR_HEAD,
+    TCP_LIMIT,
     TRANSFER_TYPES,
     UDP_PAYLOAD,
     question_compression,
@@ -269,7 +270,7 @@ def answer_from_tables(
         if answered is None:
             return None
         heads, tail = answered
-    if not tcp and end + len(tail) + opt_size > limit:
+    if end + len(tail) + opt_size > (TCP_LIMIT if tcp else limit):
         return None
     head = heads[kind | wire[2] & 0x01 | (wire[3] & 0x10) >> 3]
     if kind:
