@@ -1,7 +1,7 @@
 """The common query read and answered as bytes, without dns.message or dns.renderer.
 
 Most requests are plain: opcode QUERY, one question of class IN, no TSIG, at most an
-EDNS version 0 OPT record without options. Parsing one with dnspython and rendering the
+EDNS version 0 OPT record without options but a cookie. Parsing one with dnspython and rendering the
 answer with dns.renderer costs about 200 µs; a zone queried at random names misses the
 response cache most of the time, so that cost sets the rate. Here the question is read
 straight from the wire and the answer written with the same name compression as
@@ -47,6 +47,7 @@ COUNTS_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 # An OPT record's root owner and type, and its extended RCODE 0 and version 0.
 OPT_START = b"\x00\x00\x29"
 OPT_SIZE = 11
+_COOKIE = b"\x00\x0a"
 # Ours: that payload, extended RCODE 0, version 0, no flags, no options.
 OPT_RECORD = OPT_START + UDP_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
 _QR, _AA, _RD, _CD, _OPCODE = 0x8000, 0x0400, 0x0100, 0x0010, 0x7800
@@ -107,18 +108,35 @@ def parse_plain(wire: bytes) -> PlainQuery | None:
     if counts == COUNTS_EDNS:
         end = question_end + OPT_SIZE
         opt = wire[question_end:end]
-        # Version 0 (higher is BADVERS), no options (RDLENGTH 0), nothing after.
+        options = wire[end:]
+        # Version 0 (higher is BADVERS), no options but a cookie, nothing after.
         if (
-            len(wire) != end
+            len(opt) != OPT_SIZE
             or opt[:3] != OPT_START
             or opt[5:7] != b"\x00\x00"
-            or opt[9:] != b"\x00\x00"
+            or int.from_bytes(opt[9:], "big") != len(options)
+            or (options and not lone_cookie(options))
         ):
             return None
         payload = int.from_bytes(opt[3:5], "big")
     elif len(wire) != question_end:
         return None
     return PlainQuery(qtype, question_end, payload)
+
+
+def lone_cookie(options: bytes) -> bool:
+    """Whether the options of an OPT record are one COOKIE option (RFC 7873) of a
+    valid size: a client cookie of 8 bytes, with a server cookie of 8 to 32 or none.
+
+    Resolvers such as BIND send one with every query. We answer without cookies (a
+    server that does not implement them ignores the option, RFC 7873 5.2), as the
+    general path does: the answer is the one to the query without the option."""
+    size = len(options) - 4
+    return (
+        (size == 8 or 16 <= size <= 40)
+        and options[:2] == _COOKIE
+        and options[2:4] == size.to_bytes(2, "big")
+    )
 
 
 def render_plain(wire: bytes, query: PlainQuery, answer: Answer, *, limit: int) -> bytes | None:

@@ -49,6 +49,7 @@ from gitdns.plain import (
     TCP_LIMIT,
     TRANSFER_TYPES,
     UDP_PAYLOAD,
+    lone_cookie,
     question_compression,
     write_rrset,
     write_sections,
@@ -241,7 +242,10 @@ def answer_from_tables(
         opt = wire[end:]
         # Version 0 (higher is BADVERS), no options (RDLENGTH 0).
         if end < 17 or opt[:3] != OPT_START or opt[5:7] != b"\x00\x00" or opt[9:] != b"\x00\x00":
-            return None
+            end = _before_cookie(wire)
+            if end is None:
+                return None
+            opt = wire[end : end + OPT_SIZE]
         limit = max(512, min(opt[3] << 8 | opt[4], UDP_PAYLOAD))
         kind, opt_size = 4, OPT_SIZE
     else:
@@ -276,6 +280,28 @@ def answer_from_tables(
     if kind:
         return b"".join((wire[:2], head, wire[12:end], tail, OPT_RECORD)), table.key
     return b"".join((wire[:2], head, wire[12:], tail)), table.key
+
+
+def _before_cookie(wire: bytes) -> int | None:
+    """Where the OPT record of wire starts when it holds a cookie alone (see
+    gitdns.plain.lone_cookie); None when it does not.
+
+    The question's name is taken to end at the first zero byte: if that byte is
+    inside a label instead, the walk to the zone steps over it and finds no zone."""
+    end = wire.find(b"\x00", 12) + 5
+    if end < 17:
+        return None
+    opt = wire[end : end + OPT_SIZE]
+    options = wire[end + OPT_SIZE :]
+    if (
+        len(opt) != OPT_SIZE
+        or opt[:3] != OPT_START
+        or opt[5:7] != b"\x00\x00"
+        or int.from_bytes(opt[9:], "big") != len(options)
+        or not lone_cookie(options)
+    ):
+        return None
+    return end
 
 
 def build_table(

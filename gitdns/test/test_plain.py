@@ -141,6 +141,20 @@ def case_variant(name: str, flips: int) -> str:
     )
 
 
+COOKIE = dns.edns.OptionType.COOKIE
+# EDNS options a query may carry: resolvers send cookies (RFC 7873).
+OPTIONS: list[list[dns.edns.Option]] = [
+    [],
+    [dns.edns.CookieOption(b"c" * 8, b"")],
+    [dns.edns.CookieOption(b"c" * 8, b"s" * 8)],
+    [dns.edns.CookieOption(b"c" * 8, b"s" * 32)],
+    [dns.edns.GenericOption(COOKIE, b"short")],  # malformed: FORMERR
+    [dns.edns.GenericOption(COOKIE, b"c" * 8 + b"s" * 7)],  # malformed too
+    [dns.edns.NSIDOption(b"")],
+    [dns.edns.CookieOption(b"c" * 8, b""), dns.edns.NSIDOption(b"")],
+]
+
+
 @st.composite
 def queries(draw: st.DrawFn) -> tuple[bytes, bool]:
     name = case_variant(draw(st.sampled_from(OWNERS)), draw(st.integers(0, 2**30 - 1)))
@@ -150,8 +164,13 @@ def queries(draw: st.DrawFn) -> tuple[bytes, bool]:
     rdtype = draw(st.sampled_from(TYPES))
     edns = draw(st.sampled_from([None, 0, 0, 1]))
     payload = draw(st.sampled_from([0, 100, 512, 513, 1000, 1232, 1233, 4096, 65535]))
+    options = draw(st.sampled_from(OPTIONS)) if edns is not None else []
     query = dns.message.make_query(
-        name, rdtype, use_edns=edns if edns is not None else False, payload=payload
+        name,
+        rdtype,
+        use_edns=edns if edns is not None else False,
+        payload=payload,
+        options=options,
     )
     query.id = draw(st.integers(0, 65535))
     query.flags = draw(st.integers(0, 0xFFFF)) & ~(dns.flags.QR | 0x7800)
@@ -195,6 +214,15 @@ class PlainPathTests(SynchronousTestCase):
                             self.assertEqual(plain, general, (owner, rdtype, edns, tcp))
         # Not vacuous: the plain path answers the bulk of them.
         self.assertGreater(taken, len(OWNERS) * len(TYPES) * 4 * 0.7)
+
+    def test_client_cookie_is_ignored_as_the_general_path_does(self) -> None:
+        for options in OPTIONS[1:]:
+            wire = dns.message.make_query("mail.more.example.", "A", options=options).to_wire()
+            plain, general = self.both(wire)
+            if options in OPTIONS[1:4]:
+                self.assertEqual(plain, general, options)
+            else:
+                self.assertIsNone(plain, options)
 
     def test_common_answers_take_the_plain_path(self) -> None:
         for owner, rdtype in [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.name
@@ -27,7 +28,15 @@ from gitdns.prerendered import (
 )
 from gitdns.prerenderer import QUIET, Prerenderer
 from gitdns.respond import Served, respond, respond_general
-from gitdns.test.test_plain import FILES, NOW, OWNERS, TYPES, case_variant, fixed_order
+from gitdns.test.test_plain import (
+    FILES,
+    NOW,
+    OPTIONS,
+    OWNERS,
+    TYPES,
+    case_variant,
+    fixed_order,
+)
 from gitdns.zones import LoadResult, SourceFile, ZoneSet, load_zoneset
 
 # What the tables must get right beside test_plain's zones: additional records from
@@ -128,8 +137,13 @@ def queries(draw: st.DrawFn) -> tuple[bytes, bool]:
     rdtype = draw(st.sampled_from(QUERY_TYPES))
     edns = draw(st.sampled_from([None, 0, 0]))
     payload = draw(st.sampled_from([0, 100, 512, 513, 1000, 1232, 1233, 4096, 65535]))
+    options = draw(st.sampled_from(OPTIONS)) if edns is not None else []
     query = dns.message.make_query(
-        name, rdtype, use_edns=edns if edns is not None else False, payload=payload
+        name,
+        rdtype,
+        use_edns=edns if edns is not None else False,
+        payload=payload,
+        options=options,
     )
     query.id = draw(st.integers(0, 65535))
     query.flags = draw(st.integers(0, 0xFFFF)) & ~(dns.flags.QR | 0x7800)
@@ -215,6 +229,19 @@ class SameBytesTests(SynchronousTestCase):
             general = respond_general(self.plain, wire, tcp=True, now=NOW)
             assert reply is not None and general is not None
             self.assertEqual(reply.wire, general.wire)
+
+    def test_client_cookie_is_ignored_as_the_general_path_does(self) -> None:
+        for options in OPTIONS[1:4]:
+            wire = dns.message.make_query("mail.table.example.", "A", options=options).to_wire()
+            self.assertIsNotNone(self.check(wire, False), options)
+        for options in OPTIONS[4:]:
+            wire = dns.message.make_query("mail.table.example.", "A", options=options).to_wire()
+            self.assertIsNone(prerendered(self.served, wire, False), options)
+        # A zero byte inside a label is not the end of the name: left to the general path.
+        name = dns.name.Name([b"a\x00b", b"table", b"example", b""])
+        wire = dns.message.make_query(name, "A", options=OPTIONS[1]).to_wire()
+        self.assertIsNone(prerendered(self.served, wire, False))
+        self.assertEqual(respond(self.served, wire, tcp=False, now=NOW).wire[3] & 0x0F, 3)
 
     def test_question_echoed_as_sent(self) -> None:
         query = dns.message.make_query("mAiL.TABLE.example.", "A", use_edns=0)
