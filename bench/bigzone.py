@@ -16,7 +16,7 @@ server logged that its answers are prerendered (built in a thread once the zone 
 served: seconds, answered the general way meanwhile). NSD and BIND, with
 --servers, answer the big zone's first query file afterwards, one at a time.
 
-Usage: bench/bigzone.sh [--lines 275000] [--queries 1000000] [--duration 6] [--rounds 5]
+Usage: bench/bigzone.sh [--lines 275000] [--queries 1000000] [--duration 6] [--rounds 9]
                         [--settle 10] [--servers gitdns,nsd,named] [--clients 20]
                         [--outstanding 300]
 Prints qps per (server, zone), the server's CPU time per query (from /proc: less
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lines", type=int, default=275_000, help="lines of the big zone")
     p.add_argument("--queries", type=int, default=1_000_000, help="big-zone query file size")
     p.add_argument("--duration", type=int, default=6, help="seconds per dnsperf run")
-    p.add_argument("--rounds", type=int, default=5, help="gitdns small then big, this many times")
+    p.add_argument("--rounds", type=int, default=9, help="gitdns small then big, this many times")
     p.add_argument("--servers", default="gitdns", help="gitdns,nsd,named: others on the big zone")
     p.add_argument(
         "--settle",
