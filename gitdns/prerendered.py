@@ -20,10 +20,14 @@ question. Most names hold one type: their entry is bytes, the type, the index of
 heads in the table's list (heads are shared: few differ) and the tail; one object per
 name keeps the table small. Others hold (None, answers by type, the answer to every
 other type); an answer None means "not here, ask resolve()", NODATA that the name
-holds no data of that type. Records whose RRsets hold more than one
-record are left out: the general path shuffles them at each rendering, and a table
-answering one order for as long as the zone version lives would undo that rotation
-for every client.
+holds no data of that type. Records whose RRsets hold more than one record are left
+out: the general path shuffles them at each rendering, and a table answering one
+order for as long as the zone version lives would undo that rotation for every
+client.
+
+The listeners (gitdns.server) call answer_from_tables for every request their
+response cache misses, before the general path, and admit its answers to that cache
+while it has room.
 """
 
 from __future__ import annotations
@@ -150,8 +154,8 @@ class Table:
         self._enclosers: dict[bytes, bool] = {}
 
     def other(self, qname: bytes, qtype: bytes, entry: Entry | None) -> Answered | None:
-        """The answer to qname (lower case) and qtype when entry, qname's, is not
-        (qtype, heads, tail): another type, several, or no name at all."""
+        """The answer to qname (lower case) and qtype when entry, qname's, is not one
+        of qtype alone: another type, several, or no name at all."""
         if qtype in _RESOLVED:
             return None
         if entry is None:
