@@ -1,9 +1,10 @@
 """Fuzz the request path in-process: a fixed number of generated and mutated packets.
 
-Every packet goes to respond() (UDP or TCP, one of three served configurations:
-primary with an IXFR journal, secondary with an expired zone, --axfr), and to the UDP
-handler (plain, and with response rate limiting); TCP packets also go framed down a
-DNSStreamProtocol connection. The generators, mutators and properties are those of
+Every packet goes to respond() (UDP or TCP, one of four served configurations:
+primary with an IXFR journal, secondary with an expired zone, --axfr, primary with
+prerendered answers), and to the UDP handler (plain, and with response rate
+limiting; the prerendered primary answers from its tables first); TCP packets also
+go framed down a DNSStreamProtocol connection. The generators, mutators and properties are those of
 gitdns/test/test_fuzz.py. Prints packets/s, answered/dropped, escaped exceptions and
 malformed answers (each kind once, with the input in hex); exits 1 unless both are 0.
 

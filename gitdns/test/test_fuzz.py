@@ -86,8 +86,8 @@ PEER = "127.0.0.1"
 
 
 def served_variants() -> list[Served]:
-    """A primary (IXFR journal), one with prerendered answers, a secondary (one zone
-    expired) and an --axfr server."""
+    """A primary (IXFR journal), a secondary (one zone expired), an --axfr server and
+    a primary with prerendered answers."""
     zones = zoneset()
     old = zoneset(
         example=EXAMPLE.replace(str(CURRENT_SERIAL), str(JOURNAL_SERIAL))
@@ -98,8 +98,6 @@ def served_variants() -> list[Served]:
     }
     return [
         Served(zones, KEYRING, may, journal=journal),
-        # A primary whose answers are prerendered: the listeners ask the tables first.
-        Served(zones, KEYRING, may, journal=journal, tables=tables_for(zones)),
         Served(
             zones,
             KEYRING,
@@ -109,6 +107,8 @@ def served_variants() -> list[Served]:
             notify_sources={EXAMPLE_ORIGIN: frozenset({PEER})},
         ),
         Served(zones, KEYRING, may, open_axfr=True, journal=journal),
+        # A primary whose answers are prerendered: the listeners ask the tables first.
+        Served(zones, KEYRING, may, journal=journal, tables=tables_for(zones)),
     ]
 
 
