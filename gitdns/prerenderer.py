@@ -94,13 +94,19 @@ class Prerenderer:
         """After a swap of what the authority serves: changed zones (as LoadResult.changed)
         and any others left without a table get one after QUIET seconds unchanged, or
         at once."""
-        zones = self.authority.served.zones.zones
+        served = self.authority.served
+        zones = served.zones.zones
         restart = set()
         for origin in changed:
             key = wire_key(origin)
             restart.add(key)
             zone = zones.get(origin)
-            if zone is not None and len(zone.names) >= self.min_names:
+            # A secondary's zone past its expire time answers SERVFAIL: no table.
+            if (
+                zone is not None
+                and len(zone.names) >= self.min_names
+                and origin not in served.expired
+            ):
                 self._origins[key] = origin
             else:
                 self._origins.pop(key, None)
@@ -184,6 +190,7 @@ class Prerenderer:
             table.key: table
             for table in tables
             if served.tables.get(table.key, False) is None
+            and table.zone.origin not in served.expired
             and still_served(table, served.zones, built_for)
         }
         if fresh:

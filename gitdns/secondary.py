@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dns.exception
@@ -35,6 +35,9 @@ from gitdns.authority import GitAuthority
 from gitdns.client import DNSClientError, bound_to_listen_address, exchange_tcp, query_tcp
 from gitdns.keys import Key, KeyRole, Operation, may, tsig_keyring
 from gitdns.metrics import Metrics, metrics_service
+from gitdns.names import wire_key
+from gitdns.prerendered import kept_tables
+from gitdns.prerenderer import Prerenderer
 from gitdns.privileges import give_away_to_twistd_user
 from gitdns.respond import NotifyReceived, Reply, Served, respond
 from gitdns.server import DNSStreamFactory, ListenerService, RequestDispatcher, ResponseCache
@@ -280,6 +283,7 @@ class Secondary(service.MultiService):
             # queries come from for their NOTIFYs: make it the one we listen on.
             clock = bound_to_listen_address(reactor, config.listen, "0.0.0.0")
         self.clock = clock
+        self.prerenderer = Prerenderer(self.authority, clock)
         self.carried: dict[dns.name.Name, _Carried] = {}
         self._stored: dict[dns.name.Name, Stored] = {}
         self._register_calls: list[IDelayedCall] = []
@@ -317,10 +321,11 @@ class Secondary(service.MultiService):
                 carried.zone = kept.zone
         if not self.carried and not root_sources(self.keys, self.config.primary):
             log.warn("No zones: no --key names a zone and a primary address")
-        self._publish(set(self.carried))
+        self._publish(set(self.carried), at_once=True)
 
     def startService(self) -> None:
         super().startService()
+        self.prerenderer.start()
         now = self.clock.seconds()
         for carried in list(self.carried.values()):
             kept = self._stored.get(carried.origin)
@@ -340,6 +345,7 @@ class Secondary(service.MultiService):
             self._register(source, 0)
 
     def stopService(self) -> defer.Deferred[object]:
+        self.prerenderer.stop()
         for carried in self.carried.values():
             self._cancel_timer(carried)
         for call in self._register_calls:
@@ -712,10 +718,19 @@ class Secondary(service.MultiService):
             },
         )
 
-    def _publish(self, changed: set[dns.name.Name]) -> None:
-        """Serve what we carry now; answers cached for the changed zones are dropped."""
+    def _publish(self, changed: set[dns.name.Name], at_once: bool = False) -> None:
+        """Serve what we carry now; answers cached for the changed zones are dropped,
+        and so are their prerendered answers (built again once they stay unchanged,
+        at once at start-up; never for a zone past its expire time, which answers
+        SERVFAIL)."""
+        previous = self.authority.served
         served = self._served(self.carried)
+        tables = kept_tables(previous.tables, served.zones, changed)
+        for origin in served.expired:
+            tables[wire_key(origin)] = None
+        served = replace(served, tables=tables)
         self.authority.swap(served, LoadResult(served.zones, [], frozenset(changed)))
+        self.prerenderer.swapped(changed, at_once=at_once)
 
     def _zones_changed(self, result: LoadResult, previous: Served) -> None:
         if result.zoneset.zones.keys() != previous.zones.zones.keys():

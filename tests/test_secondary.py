@@ -18,6 +18,7 @@ import dns.rcode
 import dns.tsig
 import dns.zone
 
+from gitdns.prerenderer import QUIET
 from tests.conftest import require_named
 from tests.peers import MIRAGE as BASE_MIRAGE
 from tests.peers import (
@@ -282,8 +283,11 @@ def test_secondary_of_gitdns_primary_follows_notify(servers) -> None:
 
 # ---------------------------------------------------------------------------- primary down
 
-# Refresh and retry 1 s, expire 8 s: a copy not confirmed for 8 s answers SERVFAIL.
-SHORT = MIRAGE.replace("1\t86400\t7200\t1048576\t3600", "1\t1\t1\t8\t3600")
+# Refresh and retry 1 s, expire 8 s: a copy not confirmed for 8 s answers SERVFAIL. With
+# names enough for its answers to be prerendered (gitdns.prerenderer.MIN_NAMES).
+SHORT = MIRAGE.replace("1\t86400\t7200\t1048576\t3600", "1\t1\t1\t8\t3600") + "".join(
+    f"h{index}\tA\t10.0.{index >> 8}.{index & 255}\n" for index in range(1000)
+)
 EXPIRE = 8.0
 
 
@@ -299,6 +303,7 @@ def test_primary_down_disk_copy_expire_and_recovery(servers) -> None:
     )
     ours = servers(GitdnsSecondary([TRANSFER], "mirage.", primary.port, port=our_port))
     assert answer(ours, "www.mirage.") == (dns.rcode.NOERROR, ["1.1.1.1"])
+    wait_for(lambda: "Prerendered" in ours.log(), 10)
     # Let one refresh confirm the copy, so the contact time on disk is recent.
     wait_for(lambda: (Path(ours.data_dir) / "mirage.json").exists(), 5)
     time.sleep(1.5)
@@ -317,6 +322,9 @@ def test_primary_down_disk_copy_expire_and_recovery(servers) -> None:
     assert time.monotonic() - stopped > EXPIRE - 2.5  # not before expire (minus a refresh)
     assert "Zone mirage. expired" in ours.log()
     assert answer(ours, "mirage.", "SOA")[0] == dns.rcode.SERVFAIL
+    # Its prerendered answers are not made again while it stays expired.
+    time.sleep(QUIET + 1)
+    assert answer(ours, "h7.mirage.")[0] == dns.rcode.SERVFAIL
 
     # The primary is back: it NOTIFYs its secondaries at start, we serve again.
     primary.start()

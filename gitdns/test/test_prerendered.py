@@ -426,6 +426,33 @@ class PrerendererTests(SynchronousTestCase):
         assert table is not None
         self.assertIs(table.zone, changed.zoneset.zones[ORIGIN])
 
+    def expire(self) -> None:
+        """What a secondary publishes when table.example. passes its expire time."""
+        served = self.authority.served
+        tables = kept_tables(served.tables, served.zones, {ORIGIN})
+        tables[wire_key(ORIGIN)] = None
+        expired = frozenset({ORIGIN})
+        self.authority.swap(
+            Served(served.zones, expired=expired, tables=tables),
+            LoadResult(served.zones, [], expired),
+        )
+        self.prerenderer.swapped(expired)
+
+    def test_expired_zone_gets_no_table(self) -> None:
+        self.clock.advance(0)
+        self.run.finish()
+        self.expire()
+        self.clock.advance(QUIET * 2)
+        self.assertEqual(self.run.running, [])
+        self.assertIsNone(self.table())
+
+    def test_table_of_a_zone_expired_meanwhile_is_not_served(self) -> None:
+        self.clock.advance(0)
+        self.expire()
+        self.run.finish()
+        self.assertIsNone(self.table())
+        self.assertIsNotNone(self.authority.served.tables[wire_key(dns.name.from_text("example."))])
+
     def test_table_no_longer_right_is_built_again(self) -> None:
         self.clock.advance(0)
         # A zone added above outmx's target while the build runs.
