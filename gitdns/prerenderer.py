@@ -23,7 +23,8 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from gitdns.authority import GitAuthority
-from gitdns.prerendered import Table, build_table, still_served, wire_key
+from gitdns.names import wire_key
+from gitdns.prerendered import Table, build_table, still_served
 from gitdns.zones import Zone, ZoneSet
 
 log = Logger()
@@ -61,7 +62,7 @@ class Prerenderer:
         self._run = run or self._in_thread
         # Zones waiting to be quiet for long enough, by wire_key of their origin.
         self._timers: dict[bytes, IDelayedCall] = {}
-        # The origins served with at least min_names names, by wire_key.
+        # The origins served with at least min_names names and not expired, by wire_key.
         self._origins: dict[bytes, dns.name.Name] = {}
         self._due: dict[bytes, dns.name.Name] = {}
         # Zones due together are built together: the batch starts once they all are.
