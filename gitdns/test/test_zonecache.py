@@ -100,6 +100,12 @@ class ZoneCacheTests(SynchronousTestCase):
         soa = made.nodes[made.origin][dns.rdatatype.SOA][0]
         self.assertIs(soa.mname, next(n for n in made.nodes if n == soa.mname))
 
+    def test_entries_marshalled_in_chunks(self) -> None:
+        # Chunks of a few values: sharing crosses chunk boundaries.
+        self.patch(zonecache, "CHUNK", 3)
+        self.test_repeated_data_is_shared_as_the_reader_shares_it()
+        self.test_stored_zone_is_the_parsed_zone()
+
     def test_another_origin_or_blob_is_a_miss(self) -> None:
         self.stored("example.", EXAMPLE, "a" * 40)
         self.assertIsNone(self.cache.get("a" * 40, dns.name.from_text("example.org.")))
