@@ -106,37 +106,38 @@ def parse_plain(wire: bytes) -> PlainQuery | None:
     qtype = int.from_bytes(wire[offset : offset + 2], "big")
     payload = None
     if counts == COUNTS_EDNS:
-        end = question_end + OPT_SIZE
-        opt = wire[question_end:end]
-        options = wire[end:]
-        # Version 0 (higher is BADVERS), no options but a cookie, nothing after.
-        if (
-            len(opt) != OPT_SIZE
-            or opt[:3] != OPT_START
-            or opt[5:7] != b"\x00\x00"
-            or int.from_bytes(opt[9:], "big") != len(options)
-            or (options and not lone_cookie(options))
-        ):
+        payload = plain_opt(wire, question_end)
+        if payload is None:
             return None
-        payload = int.from_bytes(opt[3:5], "big")
     elif len(wire) != question_end:
         return None
     return PlainQuery(qtype, question_end, payload)
 
 
-def lone_cookie(options: bytes) -> bool:
-    """Whether the options of an OPT record are one COOKIE option (RFC 7873) of a
-    valid size: a client cookie of 8 bytes, with a server cookie of 8 to 32 or none.
+def plain_opt(wire: bytes, start: int) -> int | None:
+    """The payload size of the OPT record at start in wire when it is a plain one:
+    version 0 (higher is BADVERS), the last record, with no options or one COOKIE
+    option (RFC 7873) of a valid size; else None.
 
-    Resolvers such as BIND send one with every query. We answer without cookies (a
-    server that does not implement them ignores the option, RFC 7873 5.2), as the
+    Resolvers such as BIND send a cookie with every query. We answer without cookies
+    (a server that does not implement them ignores the option, RFC 7873 5.2), as the
     general path does: the answer is the one to the query without the option."""
-    size = len(options) - 4
-    return (
-        (size == 8 or 16 <= size <= 40)
-        and options[:2] == _COOKIE
-        and options[2:4] == size.to_bytes(2, "big")
-    )
+    end = start + OPT_SIZE
+    opt = wire[start:end]
+    options = wire[end:]
+    if (
+        len(opt) != OPT_SIZE
+        or opt[:3] != OPT_START
+        or opt[5:7] != b"\x00\x00"
+        or int.from_bytes(opt[9:], "big") != len(options)
+    ):
+        return None
+    if options:
+        # A client cookie of 8 bytes, with a server cookie of 8 to 32 or none.
+        size = len(options) - 4
+        if not (size == 8 or 16 <= size <= 40) or options[:4] != _COOKIE + size.to_bytes(2, "big"):
+            return None
+    return opt[3] << 8 | opt[4]
 
 
 def render_plain(wire: bytes, query: PlainQuery, answer: Answer, *, limit: int) -> bytes | None:

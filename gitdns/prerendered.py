@@ -53,7 +53,7 @@ from gitdns.plain import (
     TCP_LIMIT,
     TRANSFER_TYPES,
     UDP_PAYLOAD,
-    lone_cookie,
+    plain_opt,
     question_compression,
     write_rrset,
     write_sections,
@@ -245,12 +245,22 @@ def answer_from_tables(
         end = len(wire) - OPT_SIZE
         opt = wire[end:]
         # Version 0 (higher is BADVERS), no options (RDLENGTH 0).
-        if end < 17 or opt[:3] != OPT_START or opt[5:7] != b"\x00\x00" or opt[9:] != b"\x00\x00":
-            end = _before_cookie(wire)
-            if end is None:
+        if (
+            end >= 17
+            and opt[:3] == OPT_START
+            and opt[5:7] == b"\x00\x00"
+            and opt[9:] == b"\x00\x00"
+        ):
+            payload: int | None = opt[3] << 8 | opt[4]
+        else:
+            # Options (a cookie): the question is taken to end at the name's first zero
+            # byte. If that byte is inside a label instead, the walk to the zone steps
+            # over it and finds no zone.
+            end = wire.find(b"\x00", 12) + 5
+            payload = plain_opt(wire, end) if end >= 17 else None
+            if payload is None:
                 return None
-            opt = wire[end : end + OPT_SIZE]
-        limit = max(512, min(opt[3] << 8 | opt[4], UDP_PAYLOAD))
+        limit = max(512, min(payload, UDP_PAYLOAD))
         kind, opt_size = 4, OPT_SIZE
     else:
         return None
@@ -284,28 +294,6 @@ def answer_from_tables(
     if kind:
         return b"".join((wire[:2], head, wire[12:end], tail, OPT_RECORD)), table.key
     return b"".join((wire[:2], head, wire[12:], tail)), table.key
-
-
-def _before_cookie(wire: bytes) -> int | None:
-    """Where the OPT record of wire starts when it holds a cookie alone (see
-    gitdns.plain.lone_cookie); None when it does not.
-
-    The question's name is taken to end at the first zero byte: if that byte is
-    inside a label instead, the walk to the zone steps over it and finds no zone."""
-    end = wire.find(b"\x00", 12) + 5
-    if end < 17:
-        return None
-    opt = wire[end : end + OPT_SIZE]
-    options = wire[end + OPT_SIZE :]
-    if (
-        len(opt) != OPT_SIZE
-        or opt[:3] != OPT_START
-        or opt[5:7] != b"\x00\x00"
-        or int.from_bytes(opt[9:], "big") != len(options)
-        or not lone_cookie(options)
-    ):
-        return None
-    return end
 
 
 def build_table(
