@@ -156,8 +156,10 @@ OPTIONS: list[list[dns.edns.Option]] = [
 
 
 @st.composite
-def queries(draw: st.DrawFn) -> tuple[bytes, bool]:
-    name = case_variant(draw(st.sampled_from(OWNERS)), draw(st.integers(0, 2**30 - 1)))
+def queries(draw: st.DrawFn, owners: list[str] = OWNERS) -> tuple[bytes, bool]:
+    """A query (and whether over TCP) for one of owners or a name below one, of any
+    type, header flags, EDNS version, payload size and options."""
+    name = case_variant(draw(st.sampled_from(owners)), draw(st.integers(0, 2**30 - 1)))
     if draw(st.booleans()):
         label = draw(st.text("abcXYZ019-_*", min_size=1, max_size=20))
         name = f"{label}.{name}" if name != "." else f"{label}."
