@@ -24,8 +24,9 @@ from twisted.python.threadpool import ThreadPool
 
 from gitdns.authority import GitAuthority
 from gitdns.names import wire_key
-from gitdns.prerendered import Table, build_table, still_served
-from gitdns.zones import Zone, ZoneSet
+from gitdns.prerendered import Table, build_table, kept_tables, still_served
+from gitdns.respond import Served
+from gitdns.zones import LoadResult, Zone, ZoneSet
 
 log = Logger()
 
@@ -91,10 +92,20 @@ class Prerenderer:
         self._batch = None
         self.pool.stop()
 
-    def swapped(self, changed: Collection[dns.name.Name], at_once: bool = False) -> None:
-        """After a swap of what the authority serves: changed zones (as LoadResult.changed)
-        and any others left without a table get one after QUIET seconds unchanged, or
-        at once."""
+    def swap(self, served: Served, result: LoadResult, at_once: bool = False) -> None:
+        """Have the authority serve served (with result, as GitAuthority.swap), with the
+        tables of the zones result did not change: the changed ones and those past
+        their expire time (a secondary's, which answer SERVFAIL) get none, and the
+        changed ones get a new one after QUIET seconds unchanged, or at once."""
+        # An expired zone is dropped as a changed one is, whatever the caller says.
+        dropped = result.changed | served.expired
+        tables = kept_tables(self.authority.served.tables, served.zones, dropped)
+        self.authority.swap(dataclasses.replace(served, tables=tables), result)
+        self._schedule(dropped, at_once)
+
+    def _schedule(self, changed: Collection[dns.name.Name], at_once: bool = False) -> None:
+        """After a swap: changed zones (as LoadResult.changed) and any others left
+        without a table get one after QUIET seconds unchanged, or at once."""
         served = self.authority.served
         zones = served.zones.zones
         restart = set()
@@ -212,7 +223,7 @@ class Prerenderer:
             )
         # Tables no longer right (zones added or removed meanwhile) are built again.
         self._under_way = set()
-        self.swapped(())
+        self._schedule(())
 
     def _failed(self, failure: Failure) -> None:
         log.failure("Bug: zones not prerendered", failure)

@@ -26,7 +26,6 @@ from gitdns.gitsync import GitSync, Loaded
 from gitdns.keys import Key, KeyLoad, load_keys, may
 from gitdns.metrics import Metrics, metrics_service
 from gitdns.notify import ATTEMPT_TIMEOUT, Notifier, Target, notify_targets
-from gitdns.prerendered import kept_tables
 from gitdns.prerenderer import Prerenderer
 from gitdns.privileges import give_away_to_twistd_user
 from gitdns.ratelimit import RateLimiter
@@ -301,11 +300,9 @@ class Primary(service.MultiService):
             may=may,
             open_axfr=self.config.open_axfr,
             journal=extend_journal(journal, result.zoneset, loaded.deltas),
-            tables=kept_tables(previous.tables, result.zoneset, result.changed),
         )
-        self.authority.swap(served, result)
         # The zones loaded at start-up get their tables at once, changed ones when quiet.
-        self.prerenderer.swapped(result.changed, at_once=previous.loading)
+        self.prerenderer.swap(served, result, at_once=previous.loading)
         if not loaded.by_updates:
             # A commit of UPDATEs is logged once per UPDATE (gitsync), not again here.
             self._log_changes(result, previous, snapshot.commit)

@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import dns.exception
@@ -35,8 +35,6 @@ from gitdns.authority import GitAuthority
 from gitdns.client import DNSClientError, bound_to_listen_address, exchange_tcp, query_tcp
 from gitdns.keys import Key, KeyRole, Operation, may, tsig_keyring
 from gitdns.metrics import Metrics, metrics_service
-from gitdns.names import wire_key
-from gitdns.prerendered import kept_tables
 from gitdns.prerenderer import Prerenderer
 from gitdns.privileges import give_away_to_twistd_user
 from gitdns.respond import NotifyReceived, Reply, Served, respond
@@ -723,14 +721,9 @@ class Secondary(service.MultiService):
         and so are their prerendered answers (built again once they stay unchanged,
         at once at start-up; never for a zone past its expire time, which answers
         SERVFAIL)."""
-        previous = self.authority.served
         served = self._served(self.carried)
-        tables = kept_tables(previous.tables, served.zones, changed)
-        for origin in served.expired:
-            tables[wire_key(origin)] = None
-        served = replace(served, tables=tables)
-        self.authority.swap(served, LoadResult(served.zones, [], frozenset(changed)))
-        self.prerenderer.swapped(changed, at_once=at_once)
+        result = LoadResult(served.zones, [], frozenset(changed))
+        self.prerenderer.swap(served, result, at_once=at_once)
 
     def _zones_changed(self, result: LoadResult, previous: Served) -> None:
         if result.zoneset.zones.keys() != previous.zones.zones.keys():
