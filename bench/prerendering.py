@@ -20,7 +20,7 @@ import time
 
 import dns.message
 from bigzone import big_queries, big_zone
-from running import git, primary, workdir
+from running import primary, workdir, zone_repo
 
 AFTER = 1.0
 TIMEOUT = 2.0
@@ -32,12 +32,7 @@ def main() -> None:
     wires = [dns.message.make_query(name, rdtype).to_wire() for name, rdtype in questions]
     with contextlib.ExitStack() as stack:
         work = stack.enter_context(workdir("gitdns-prerendering-"))
-        repo = os.path.join(work, "repo")
-        git("init", "-q", "-b", "main", repo)
-        with open(os.path.join(repo, "big.example"), "w") as file:
-            file.write(big_zone(lines))
-        git("-C", repo, "add", "-A")
-        git("-C", repo, "commit", "-q", "-m", "zone")
+        repo = zone_repo(work, "big.example", big_zone(lines))
         log = os.path.join(work, "log")
         _, port = stack.enter_context(
             primary(repo, os.path.join(work, "data"), "big.example.", log=log)

@@ -42,6 +42,17 @@ def git(*args: str) -> str:
     ).stdout
 
 
+def zone_repo(work: str, filename: str, text: str) -> str:
+    """A repository work/repo whose one commit holds filename with text; its path."""
+    repo = os.path.join(work, "repo")
+    git("init", "-q", "-b", "main", repo)
+    with open(os.path.join(repo, filename), "w") as file:
+        file.write(text)
+    git("-C", repo, "add", "-A")
+    git("-C", repo, "commit", "-q", "-m", "zone")
+    return repo
+
+
 @contextlib.contextmanager
 def workdir(prefix: str) -> Iterator[str]:
     work = tempfile.mkdtemp(prefix=prefix)

@@ -17,7 +17,7 @@ import time
 import dns.message
 import dns.query
 from bigzone import big_zone
-from running import git, primary, wait_for_log, workdir
+from running import primary, wait_for_log, workdir, zone_repo
 
 from gitdns.prerenderer import MIN_NAMES
 
@@ -35,12 +35,7 @@ def resident(pid: int) -> tuple[int, int]:
 def serve(count: int) -> tuple[float, int, int, float | None, int, int]:
     with contextlib.ExitStack() as stack:
         work = stack.enter_context(workdir("gitdns-served-"))
-        repo = os.path.join(work, "repo")
-        git("init", "-q", "-b", "main", repo)
-        with open(os.path.join(repo, "big.example"), "w") as file:
-            file.write(big_zone(count))
-        git("-C", repo, "add", "-A")
-        git("-C", repo, "commit", "-q", "-m", "zone")
+        repo = zone_repo(work, "big.example", big_zone(count))
         log = os.path.join(work, "log")
         started = time.monotonic()
         server, port = stack.enter_context(
